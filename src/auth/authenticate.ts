@@ -1,0 +1,90 @@
+/**
+ * Who is calling: turns an `Authorization` header into a principal, in the contract's order of
+ * precedence: Bearer token, token as the Basic username (REST-auth), Basic username:password.
+ * Failures are coded RestAuthErrors; the HTTP layer adds the challenge.
+ */
+import type { Clock } from '../clock.ts'
+import { RestAuthError } from '../errors.ts'
+import type { PasswordHasher } from '../passwords/hash.ts'
+import type { Store, User } from '../store/store.ts'
+import type { TokenService } from '../tokens/tokens.ts'
+import type { AccessClaims } from '../tokens/claims.ts'
+import { looksLikeJwt, parseAuthorization } from './authorization.ts'
+import { canonicalizeUsername, USERNAME_MAX_CODE_POINTS } from './username.ts'
+
+export type Principal =
+  | { readonly method: 'password'; readonly user: User; readonly authTime: number }
+  | { readonly method: 'token'; readonly user: User; readonly authTime: number; readonly claims: AccessClaims }
+
+export type PresentedScheme = 'basic' | 'bearer' | 'none'
+
+export interface AuthenticatorDeps {
+  readonly store: Store
+  readonly hasher: PasswordHasher
+  readonly tokens: TokenService
+  readonly clock: Clock
+  /** Called when a stored hash was upgraded or the upgrade failed; never given secrets. */
+  readonly onRehash?: (userId: number, outcome: 'upgraded' | 'failed', error?: unknown) => void
+}
+
+/** Which challenge the reply should carry: the one of the scheme the client used (RFC 6750 §3). */
+export function presentedScheme(header: string | undefined): PresentedScheme {
+  if (header === undefined) return 'none'
+  return /^\s*bearer(\s|$)/i.test(header) ? 'bearer' : 'basic'
+}
+
+export class Authenticator {
+  readonly #deps: AuthenticatorDeps
+
+  constructor(deps: AuthenticatorDeps) {
+    this.#deps = deps
+  }
+
+  async authenticate(header: string | undefined): Promise<Principal> {
+    if (header === undefined || header.trim() === '') {
+      throw new RestAuthError('authentication_required', 'This route needs a token or a username and password.')
+    }
+    const parsed = parseAuthorization(header)
+    if (parsed.scheme === 'bearer') return this.#byToken(parsed.token)
+    // REST-auth: a token in the username position, any password. A token cannot be a username
+    // (usernames are at most 32 characters and never hold a JWS's shape at that length).
+    if (looksLikeJwt(parsed.username)) return this.#byToken(parsed.username)
+    return this.#byPassword(parsed.username, parsed.password)
+  }
+
+  async #byToken(token: string): Promise<Principal> {
+    const verified = await this.#deps.tokens.verify(token)
+    const user = await this.#deps.store.findUserById(verified.userId)
+    if (user === undefined) {
+      throw new RestAuthError('token_invalid', 'The token is not valid.', { internal: 'token subject no longer exists' })
+    }
+    return { method: 'token', user, authTime: verified.claims.auth_time, claims: verified.claims }
+  }
+
+  /**
+   * Unknown user and wrong password are indistinguishable: both verify one argon2 hash (a dummy for
+   * unknown users) and throw the same error with the same text (house style convention 14).
+   */
+  async #byPassword(username: string, password: string): Promise<Principal> {
+    const { store, hasher, clock } = this.#deps
+    const canonical = canonicalizeUsername(username)
+    const plausible = username !== '' && password !== '' && [...canonical].length <= USERNAME_MAX_CODE_POINTS
+    const user = plausible ? await store.findUserByCanonicalName(canonical) : undefined
+    const ok = user === undefined ? await hasher.verifyDummy(password) : await hasher.verify(user.passwordHash, password)
+    if (!ok || user === undefined) throw new RestAuthError('invalid_credentials', 'The username or password is incorrect.')
+    if (hasher.needsRehash(user.passwordHash)) await this.#upgradeHash(user, password)
+    return { method: 'password', user, authTime: Math.floor(clock.now() / 1000) }
+  }
+
+  async #upgradeHash(user: User, password: string): Promise<void> {
+    const { store, hasher, clock, onRehash } = this.#deps
+    try {
+      const next = await hasher.hash(password)
+      await store.replacePasswordHash(user.id, user.passwordHash, next, clock.now())
+      onRehash?.(user.id, 'upgraded')
+    } catch (error) {
+      // The login itself succeeded; the upgrade is retried at the next login.
+      onRehash?.(user.id, 'failed', error)
+    }
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Parsing of the `Authorization` request header (pure: no I/O, no store, no crypto).
+ *
+ * Accepts the two schemes rest-auth speaks, `Basic` (RFC 7617) and `Bearer` (RFC 6750), and builds the
+ * `WWW-Authenticate` challenges. Deciding which credentials win (contract part 1: Bearer, then a token in the
+ * Basic username, then username/password) is the caller's job; `looksLikeJwt` helps it with the second rule.
+ *
+ * No error thrown here carries the credentials or the token, in `message` or in `internal`.
+ */
+
+import { RestAuthError } from '../errors.ts'
+
+/** Cap on the `Authorization` header value, in bytes as received (security baseline: 8 KiB). */
+export const AUTHORIZATION_MAX_BYTES = 8192
+
+export type ParsedAuthorization =
+  | { readonly scheme: 'basic'; readonly username: string; readonly password: string }
+  | { readonly scheme: 'bearer'; readonly token: string }
+
+/** RFC 9110 §5.6.2 tchar, the characters of an auth-scheme token. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+/** RFC 6750 §2.1 b64token. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
+/** RFC 4648 §4 alphabet, then the padding. */
+const BASE64 = /^([A-Za-z0-9+/]*)(=*)$/
+/** Last character of a 2-character final group whose 4 unused bits are zero (RFC 4648 §3.5). */
+const CANONICAL_LAST_OF_2 = /[AQgw]$/
+/** Last character of a 3-character final group whose 2 unused bits are zero (RFC 4648 §3.5). */
+const CANONICAL_LAST_OF_3 = /[AEIMQUYcgkosw048]$/
+/** Characters outside the latin-1 range: such a string did not come off the wire as bytes. */
+const ABOVE_LATIN1 = /[^\u0000-\u00ff]/
+/** Optional whitespace around a field value (RFC 9110 §5.6.3 OWS). */
+const SURROUNDING_OWS = /^[ \t]+|[ \t]+$/g
+/** RFC 6750 §3: error_description and scope values are limited to %x20-21 / %x23-5B / %x5D-7E. */
+const NOT_CHALLENGE_VALUE_CHAR = /[^\u0020-\u0021\u0023-\u005b\u005d-\u007e]/g
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+function malformed(message: string, internal: string): RestAuthError {
+  return new RestAuthError('authorization_malformed', message, { internal })
+}
+
+function bearerMalformed(message: string, internal: string): RestAuthError {
+  return new RestAuthError('bearer_malformed', message, { internal })
+}
+
+/**
+ * Size of the header value in bytes. Node hands header values over as latin-1 strings (one character per
+ * byte received), so for those the length is the byte count; a string with characters above U+00FF cannot
+ * have come off the wire like that and is measured as UTF-8.
+ */
+function exceedsCap(header: string): boolean {
+  if (header.length > AUTHORIZATION_MAX_BYTES) return true
+  return ABOVE_LATIN1.test(header) && Buffer.byteLength(header, 'utf8') > AUTHORIZATION_MAX_BYTES
+}
+
+/** Strict RFC 4648 base64: alphabet only, padding optional but correct if present, canonical final bits. */
+function decodeStrictBase64(text: string): Uint8Array | undefined {
+  const match = BASE64.exec(text)
+  if (match === null) return undefined
+  const body = match[1] ?? ''
+  const padding = (match[2] ?? '').length
+  if (body.length === 0) return undefined
+  switch (body.length % 4) {
+    case 0:
+      if (padding !== 0) return undefined
+      break
+    case 2:
+      if (padding !== 0 && padding !== 2) return undefined
+      if (!CANONICAL_LAST_OF_2.test(body)) return undefined
+      break
+    case 3:
+      if (padding !== 0 && padding !== 1) return undefined
+      if (!CANONICAL_LAST_OF_3.test(body)) return undefined
+      break
+    default:
+      return undefined
+  }
+  return Buffer.from(body, 'base64')
+}
+
+/** UTF-8 (RFC 7617 §2.1); bytes that are not valid UTF-8 are read as latin-1, as Flask-HTTPAuth does. */
+function decodeUserPass(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes)
+  } catch {
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
+  }
+}
+
+/**
+ * Parses one Authorization header value. Throws RestAuthError:
+ *  - 'header_too_large' when longer than AUTHORIZATION_MAX_BYTES;
+ *  - 'bearer_malformed' for scheme Bearer with an empty or non-b64token credential (RFC 6750 §2.1);
+ *  - 'authorization_malformed' for anything else unparseable: no scheme/credentials, unknown scheme, Basic
+ *    credentials that are not strict base64, or decoded Basic credentials without ':' (RFC 7617 §2).
+ * Scheme names are case-insensitive (RFC 9110 §11.1); one or more spaces may separate scheme and credentials;
+ * surrounding whitespace (SP / HTAB) of the whole header value is trimmed.
+ * Basic: the base64 is decoded to bytes, read as UTF-8 (latin-1 if not valid UTF-8), and split at the FIRST ':'.
+ * The username or the password may be empty strings; they are neither trimmed nor normalized.
+ */
+export function parseAuthorization(header: string): ParsedAuthorization {
+  if (exceedsCap(header)) {
+    throw new RestAuthError('header_too_large', `The Authorization header exceeds ${AUTHORIZATION_MAX_BYTES} bytes.`)
+  }
+  const value = header.replace(SURROUNDING_OWS, '')
+  const space = value.indexOf(' ')
+  const scheme = space === -1 ? value : value.slice(0, space)
+  const credentials = space === -1 ? '' : value.slice(space + 1).replace(/^ +/, '')
+
+  if (scheme.length === 0 || !TOKEN.test(scheme)) {
+    throw malformed('The Authorization header must be "<scheme> <credentials>" (RFC 9110 §11.4).', 'no auth-scheme')
+  }
+
+  switch (scheme.toLowerCase()) {
+    case 'bearer': {
+      if (credentials.length === 0) {
+        throw bearerMalformed('The Bearer token is empty (RFC 6750 §2.1).', 'empty bearer token')
+      }
+      if (!B64TOKEN.test(credentials)) {
+        throw bearerMalformed(
+          'The Bearer token holds characters a token cannot have (RFC 6750 §2.1).',
+          'bearer credentials are not a b64token',
+        )
+      }
+      return { scheme: 'bearer', token: credentials }
+    }
+    case 'basic': {
+      if (credentials.length === 0) {
+        throw malformed('The Basic credentials are missing (RFC 7617 §2).', 'empty basic credentials')
+      }
+      const bytes = decodeStrictBase64(credentials)
+      if (bytes === undefined) {
+        throw malformed('The Basic credentials are not valid base64 (RFC 7617 §2, RFC 4648 §4).', 'bad base64')
+      }
+      const userPass = decodeUserPass(bytes)
+      const colon = userPass.indexOf(':')
+      if (colon === -1) {
+        throw malformed(
+          'The Basic credentials must be "username:password"; there is no ":" (RFC 7617 §2).',
+          'no colon in basic credentials',
+        )
+      }
+      return { scheme: 'basic', username: userPass.slice(0, colon), password: userPass.slice(colon + 1) }
+    }
+    default:
+      throw malformed('Unsupported authentication scheme; use Bearer or Basic.', 'unknown auth-scheme')
+  }
+}
+
+/** Compact JWS shape (RFC 7515 §7.1): three non-empty base64url segments, longer than any username (32). */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+/**
+ * True when s has the compact JWS shape: three non-empty base64url segments separated by '.', total length
+ * > 32 (longer than any username). Used to decide whether a Basic username is a token (REST-auth's
+ * token-as-username convention).
+ */
+export function looksLikeJwt(s: string): boolean {
+  return s.length > 32 && s.length <= AUTHORIZATION_MAX_BYTES && COMPACT_JWS.test(s)
+}
+
+/** The Basic challenge (RFC 7617 §2) REST-auth sends. */
+export const BASIC_CHALLENGE = 'Basic realm="Authentication Required"'
+
+/**
+ * RFC 6750 §3: `Bearer realm="Authentication Required"` plus, when given, error="...",
+ * error_description="..." and scope="...", in that order. Characters RFC 6750 §3 does not allow in
+ * error_description and scope values ('"', '\\', controls, non-ASCII) are stripped; a value left empty is
+ * omitted.
+ */
+export function bearerChallenge(params?: {
+  error?: 'invalid_request' | 'invalid_token' | 'insufficient_scope'
+  description?: string
+  scope?: string
+}): string {
+  const parts = ['Bearer realm="Authentication Required"']
+  if (params?.error !== undefined) parts.push(`error="${params.error}"`)
+  const description = params?.description?.replace(NOT_CHALLENGE_VALUE_CHAR, '')
+  if (description !== undefined && description.length > 0) parts.push(`error_description="${description}"`)
+  const scope = params?.scope?.replace(NOT_CHALLENGE_VALUE_CHAR, '')
+  if (scope !== undefined && scope.length > 0) parts.push(`scope="${scope}"`)
+  return parts.join(', ')
+}

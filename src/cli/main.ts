@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+/** `npx rest-auth <command>`. Exit codes: 0 ok, 1 failure, 2 usage or configuration error. */
+import { ConfigError } from '../config/schema.ts'
+import { parseCli, usage } from './args.ts'
+import { migrateCommand } from './commands/migrate.ts'
+import { serveCommand } from './commands/serve.ts'
+
+const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`) }
+
+async function main(argv: readonly string[]): Promise<number | undefined> {
+  let cli
+  try {
+    cli = parseCli(argv)
+  } catch (error) {
+    io.err(`rest-auth: ${error instanceof Error ? error.message : String(error)}`)
+    io.err(usage())
+    return 2
+  }
+  if (cli.help || cli.command === undefined) {
+    io.out(usage())
+    return cli.help ? 0 : 2
+  }
+  switch (cli.command) {
+    case 'serve':
+      await serveCommand(cli.overrides)
+      return undefined // keeps running until a signal
+    case 'migrate':
+      return migrateCommand(cli.overrides, io, cli.json)
+    default:
+      io.err(`rest-auth: unknown command "${cli.command}"`)
+      io.err(usage())
+      return 2
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exitCode = code
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError) {
+      io.err(`rest-auth: configuration error: ${error.message}`)
+      process.exitCode = 2
+      return
+    }
+    // Start-up failures (database unreachable, port in use): one clear line, no stack for known causes.
+    const e = error as { code?: string; message?: string }
+    io.err(`rest-auth: ${e.code === undefined ? '' : `${e.code}: `}${e.message ?? String(error)}`)
+    process.exitCode = 1
+  },
+)

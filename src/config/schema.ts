@@ -1,0 +1,282 @@
+/**
+ * Every setting of rest-auth: its environment name, CLI flag, default, parser and documentation.
+ * `docs/configuration.md` is generated from this table (`npm run docs`) and a test checks it is in sync.
+ * Pure: no `process.env` here (only `config/load.ts` reads the environment).
+ */
+import { PASSWORD_POLICIES, type PasswordPolicyName } from '../passwords/policy.ts'
+
+export type RegistrationPolicy = 'open' | 'closed'
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+export interface Config {
+  readonly host: string
+  readonly port: number
+  readonly databaseUrl: string
+  readonly redisUrl: string | undefined
+  readonly publicUrl: string
+  readonly tokenTtl: number
+  readonly tokenRenewalLimit: number
+  readonly tokenAudience: string
+  readonly clockLeeway: number
+  readonly passwordPolicy: PasswordPolicyName
+  readonly registration: RegistrationPolicy
+  readonly rateLimits: boolean
+  readonly trustProxy: readonly string[]
+  readonly logLevel: LogLevel
+  readonly argon2MemoryKib: number
+  readonly argon2Iterations: number
+  readonly argon2Parallelism: number
+  readonly hashConcurrency: number
+  readonly hashQueue: number
+  readonly production: boolean
+  readonly allowLegacyInProduction: boolean
+}
+
+export class ConfigError extends Error {
+  readonly key: string
+
+  constructor(key: string, message: string) {
+    super(`${key}: ${message}`)
+    this.key = key
+    this.name = 'ConfigError'
+  }
+}
+
+/** What a parser gets: the raw string and, for defaults that depend on other keys, the values parsed so far. */
+type Parser<T> = (raw: string, key: string) => T
+
+export interface Setting<K extends keyof Config = keyof Config> {
+  readonly key: K
+  readonly env: string
+  /** Default as written in the docs; `undefined` means unset. Derived defaults are computed in load. */
+  readonly default: string | undefined
+  readonly defaultDoc?: string
+  readonly doc: string
+  readonly parse: Parser<Config[K]>
+}
+
+// ---- parsers (pure) ----
+
+function intIn(min: number, max: number): Parser<number> {
+  return (raw, key) => {
+    if (!/^\d+$/.test(raw.trim())) throw new ConfigError(key, `must be a whole number, got "${raw}"`)
+    const n = Number(raw.trim())
+    if (n < min || n > max) throw new ConfigError(key, `must be between ${min} and ${max}, got ${n}`)
+    return n
+  }
+}
+
+function oneOf<T extends string>(values: readonly T[]): Parser<T> {
+  return (raw, key) => {
+    const v = raw.trim().toLowerCase()
+    const found = values.find((x) => x === v)
+    if (found === undefined) throw new ConfigError(key, `must be one of ${values.join(', ')}, got "${raw}"`)
+    return found
+  }
+}
+
+const onOff: Parser<boolean> = (raw, key) => {
+  const v = raw.trim().toLowerCase()
+  if (['on', 'true', '1', 'yes'].includes(v)) return true
+  if (['off', 'false', '0', 'no'].includes(v)) return false
+  throw new ConfigError(key, `must be on or off, got "${raw}"`)
+}
+
+const nonEmpty: Parser<string> = (raw, key) => {
+  if (raw.trim() === '') throw new ConfigError(key, 'must not be empty')
+  return raw.trim()
+}
+
+const url =
+  (protocols: readonly string[]): Parser<string> =>
+  (raw, key) => {
+    let parsed: URL
+    try {
+      parsed = new URL(raw.trim())
+    } catch {
+      throw new ConfigError(key, `must be an absolute URL, got "${raw}"`)
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      throw new ConfigError(key, `must use ${protocols.join(' or ')}, got "${parsed.protocol}"`)
+    }
+    return raw.trim()
+  }
+
+const publicUrl: Parser<string> = (raw, key) => {
+  const value = url(['http:', 'https:'])(raw, key)
+  const parsed = new URL(value)
+  if (parsed.search !== '' || parsed.hash !== '') throw new ConfigError(key, 'must not have a query or fragment')
+  if (parsed.username !== '' || parsed.password !== '') throw new ConfigError(key, 'must not hold credentials')
+  return value.replace(/\/+$/, '')
+}
+
+const databaseUrl: Parser<string> = (raw, key) => {
+  const v = raw.trim()
+  if (v.startsWith('sqlite:')) {
+    if (v.length === 'sqlite:'.length) throw new ConfigError(key, 'sqlite: needs a file path, e.g. sqlite:./data/rest-auth.db')
+    return v
+  }
+  if (v.startsWith('postgres://') || v.startsWith('postgresql://')) return url(['postgres:', 'postgresql:'])(v, key)
+  throw new ConfigError(key, `must be sqlite:<path> or postgres://..., got "${raw.split('@').pop() ?? ''}"`)
+}
+
+const IPV4 = /^(\d{1,3})(\.\d{1,3}){3}(\/\d{1,2})?$/
+const IPV6 = /^[0-9a-f:]+(\/\d{1,3})?$/i
+const trustProxy: Parser<readonly string[]> = (raw, key) => {
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+  for (const item of items) {
+    if (item === '*' || item.toLowerCase() === 'true') {
+      throw new ConfigError(key, 'trusting every address is refused; list the proxy addresses or CIDRs (ASVS 4.1.3)')
+    }
+    const named = ['loopback', 'linklocal', 'uniquelocal'].includes(item)
+    if (!named && !IPV4.test(item) && !(item.includes(':') && IPV6.test(item))) {
+      throw new ConfigError(key, `"${item}" is not an IP address, a CIDR, or one of loopback, linklocal, uniquelocal`)
+    }
+  }
+  return items
+}
+
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+/** The table. Order is the order of the docs. */
+export const SETTINGS: readonly Setting[] = [
+  { key: 'host', env: 'HOST', default: '127.0.0.1', doc: 'Listen address.', parse: nonEmpty },
+  { key: 'port', env: 'PORT', default: '5000', doc: "Listen port (REST-auth's). `0` picks a free port.", parse: intIn(0, 65535) },
+  {
+    key: 'databaseUrl',
+    env: 'DATABASE_URL',
+    default: 'sqlite:./data/rest-auth.db',
+    doc: '`sqlite:<path>` (created on first start) or `postgres://user@host:port/db`. A `?schema=NAME` parameter on a PostgreSQL URL keeps rest-auth\'s tables in that schema (created if missing).',
+    parse: databaseUrl,
+  },
+  {
+    key: 'redisUrl',
+    env: 'REDIS_URL',
+    default: undefined,
+    doc: 'Reserved for shared rate limits and revocation fan-out across instances. Not used by this version: setting it logs a warning.',
+    parse: url(['redis:', 'rediss:']),
+  },
+  {
+    key: 'publicUrl',
+    env: 'PUBLIC_URL',
+    default: undefined,
+    defaultDoc: '`http://<HOST>:<PORT>`',
+    doc: 'Base of `Location` headers and the token issuer (`iss`). Set it to the address clients use when running behind a proxy.',
+    parse: publicUrl,
+  },
+  {
+    key: 'tokenTtl',
+    env: 'AUTH_TOKEN_TTL',
+    default: '600',
+    doc: 'Access-token lifetime in seconds (`duration` in `/api/token`).',
+    parse: intIn(30, 86_400),
+  },
+  {
+    key: 'tokenRenewalLimit',
+    env: 'AUTH_TOKEN_RENEWAL_LIMIT',
+    default: '86400',
+    doc: 'Seconds after the password was last presented during which a token can renew itself at `/api/token`. New tokens never outlive this limit.',
+    parse: intIn(60, 30 * 86_400),
+  },
+  {
+    key: 'tokenAudience',
+    env: 'AUTH_TOKEN_AUDIENCE',
+    default: undefined,
+    defaultDoc: 'the public URL',
+    doc: 'The `aud` claim of access tokens; resource servers check it.',
+    parse: nonEmpty,
+  },
+  {
+    key: 'clockLeeway',
+    env: 'AUTH_CLOCK_LEEWAY',
+    default: '30',
+    doc: 'Seconds of clock skew tolerated when checking `exp`, `nbf` and `iat` (RFC 7519 §4.1.4).',
+    parse: intIn(0, 300),
+  },
+  {
+    key: 'passwordPolicy',
+    env: 'AUTH_PASSWORD_POLICY',
+    default: 'standard',
+    doc: '`standard` (at least 8 characters, not a common password, not the username), `strict` (NIST SP 800-63B-4 single-factor: at least 15), `legacy` (any non-empty password: REST-auth behaviour, for compatibility and imports).',
+    parse: oneOf(PASSWORD_POLICIES),
+  },
+  {
+    key: 'registration',
+    env: 'AUTH_REGISTRATION',
+    default: 'open',
+    doc: '`open` (anyone may register, as REST-auth) or `closed` (`POST /api/users` answers 403 `registration_closed`).',
+    parse: oneOf<RegistrationPolicy>(['open', 'closed']),
+  },
+  {
+    key: 'rateLimits',
+    env: 'AUTH_RATE_LIMITS',
+    default: 'on',
+    doc: '`off` disables every rate limit (load tests, benchmarks, trusted networks). This version has no rate limits yet; the password-hash queue (below) is always on.',
+    parse: onOff,
+  },
+  {
+    key: 'trustProxy',
+    env: 'TRUST_PROXY',
+    default: undefined,
+    doc: 'Comma-separated addresses or CIDRs of trusted reverse proxies (or `loopback`); only their `X-Forwarded-*` headers count. Trusting everyone is refused.',
+    parse: trustProxy,
+  },
+  { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', doc: 'pino log level.', parse: oneOf(LOG_LEVELS) },
+  {
+    key: 'argon2MemoryKib',
+    env: 'AUTH_ARGON2_MEMORY',
+    default: '19456',
+    doc: 'argon2id memory cost in KiB (OWASP floor 19456). Hashes below the current parameters are upgraded at the next login.',
+    parse: intIn(8, 4 * 1024 * 1024),
+  },
+  {
+    key: 'argon2Iterations',
+    env: 'AUTH_ARGON2_ITERATIONS',
+    default: '2',
+    doc: 'argon2id time cost (passes).',
+    parse: intIn(1, 100),
+  },
+  {
+    key: 'argon2Parallelism',
+    env: 'AUTH_ARGON2_PARALLELISM',
+    default: '1',
+    doc: 'argon2id parallelism (lanes).',
+    parse: intIn(1, 16),
+  },
+  {
+    key: 'hashConcurrency',
+    env: 'AUTH_HASH_CONCURRENCY',
+    default: '2',
+    doc: 'Password hashes computed at once. Keep it below libuv\'s 4 pool threads so token checks still get a thread.',
+    parse: intIn(1, 64),
+  },
+  {
+    key: 'hashQueue',
+    env: 'AUTH_HASH_QUEUE',
+    default: '64',
+    doc: 'Password checks that may wait for a hashing slot; beyond that requests get 503 `overloaded` with `Retry-After`.',
+    parse: intIn(0, 100_000),
+  },
+  {
+    key: 'production',
+    env: 'NODE_ENV',
+    default: undefined,
+    doc: '`production` turns on the production checks: the `legacy` password policy is refused unless `AUTH_ALLOW_LEGACY_PASSWORDS=on`.',
+    parse: (raw) => raw.trim() === 'production',
+  },
+  {
+    key: 'allowLegacyInProduction',
+    env: 'AUTH_ALLOW_LEGACY_PASSWORDS',
+    default: 'off',
+    doc: 'Explicit override that allows `AUTH_PASSWORD_POLICY=legacy` in production.',
+    parse: onOff,
+  },
+]
+
+/** `DATABASE_URL` → `--database-url`. */
+export function flagName(setting: Setting): string {
+  return setting.env.toLowerCase().replace(/_/g, '-')
+}

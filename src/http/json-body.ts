@@ -1,0 +1,50 @@
+/**
+ * The only body parser: strict UTF-8 JSON with size, depth and key-count limits and prototype
+ * poisoning refused (security baseline "Body size"; Fastify CVE-2025-32442 family).
+ */
+import { RestAuthError } from '../errors.ts'
+
+export const BODY_LIMIT_BYTES = 16 * 1024
+export const MAX_DEPTH = 32
+export const MAX_KEYS = 100
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
+
+export function parseJsonBody(body: Buffer): unknown {
+  let text: string
+  try {
+    text = utf8.decode(body)
+  } catch {
+    throw new RestAuthError('invalid_encoding', 'The body is not valid UTF-8.')
+  }
+  if (text.trim() === '') throw new RestAuthError('invalid_json', 'The body is empty.')
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new RestAuthError('invalid_json', 'The body is not valid JSON.')
+  }
+  checkShape(value)
+  return value
+}
+
+function checkShape(root: unknown): void {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value: root, depth: 1 }]
+  while (stack.length > 0) {
+    const { value, depth } = stack.pop() as { value: unknown; depth: number }
+    if (value === null || typeof value !== 'object') continue
+    if (depth > MAX_DEPTH) throw new RestAuthError('invalid_json', `The body nests deeper than ${MAX_DEPTH} levels.`)
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push({ value: item, depth: depth + 1 })
+      continue
+    }
+    const keys = Object.keys(value)
+    if (keys.length > MAX_KEYS) throw new RestAuthError('invalid_json', `An object in the body has more than ${MAX_KEYS} keys.`)
+    for (const key of keys) {
+      if (key === '__proto__' || key === 'constructor' || key === 'prototype') {
+        throw new RestAuthError('invalid_json', `The key "${key}" is not allowed.`)
+      }
+      stack.push({ value: (value as Record<string, unknown>)[key], depth: depth + 1 })
+    }
+  }
+}

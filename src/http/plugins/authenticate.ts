@@ -1,0 +1,54 @@
+/**
+ * The authentication step of protected routes: parses the header, asks the Authenticator, and on
+ * failure answers with the challenge of the scheme the client used (RFC 7617 §2 / RFC 6750 §3).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { type Authenticator, type Principal, presentedScheme } from '../../auth/authenticate.ts'
+import { BASIC_CHALLENGE, bearerChallenge } from '../../auth/authorization.ts'
+import { RestAuthError } from '../../errors.ts'
+import { classify, sendProblem } from '../problem.ts'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | undefined
+  }
+}
+
+/** Node keeps only the first of duplicate Authorization headers; we refuse them instead. */
+function countAuthorization(rawHeaders: readonly string[]): number {
+  let n = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]?.toLowerCase() === 'authorization') n++
+  return n
+}
+
+export function challengeFor(scheme: ReturnType<typeof presentedScheme>, error: RestAuthError): string | undefined {
+  if (error.status !== 401 && error.code !== 'bearer_malformed') return undefined
+  if (scheme !== 'bearer') return BASIC_CHALLENGE
+  if (error.code === 'bearer_malformed') return bearerChallenge({ error: 'invalid_request', description: error.message })
+  if (error.code === 'authentication_required') return bearerChallenge()
+  return bearerChallenge({ error: 'invalid_token', description: error.message })
+}
+
+export function authenticate(authenticator: Authenticator) {
+  return async function authenticateRequest(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const header = request.headers.authorization
+    try {
+      if (countAuthorization(request.raw.rawHeaders) > 1) {
+        throw new RestAuthError('duplicate_authorization', 'Send exactly one Authorization header.')
+      }
+      request.principal = await authenticator.authenticate(header)
+    } catch (thrown) {
+      const error = classify(thrown)
+      if (error.status >= 500) throw thrown // the error handler logs and answers
+      const challenge = challengeFor(presentedScheme(header), error)
+      if (error.internal !== undefined) request.log.info({ code: error.code, reason: error.internal }, 'authentication refused')
+      await sendProblem(reply, error, challenge === undefined ? {} : { 'WWW-Authenticate': challenge })
+    }
+  }
+}
+
+/** The principal set by `authenticate`; a route without that step calling this is a bug. */
+export function principalOf(request: FastifyRequest): Principal {
+  if (request.principal === undefined) throw new TypeError('route is missing the authenticate step')
+  return request.principal
+}

@@ -1,0 +1,52 @@
+import { RestAuthError } from '../errors.ts'
+
+/**
+ * Bounded concurrency for expensive work (password hashing) with a bounded wait queue.
+ * When the queue is full the caller gets 503 `overloaded` with `Retry-After` at once, so a flood of
+ * password attempts cannot grow memory or latency without bound (OWASP Password Storage CS: a work
+ * factor is also a DoS lever).
+ */
+export class BoundedLimiter {
+  #active = 0
+  readonly #waiting: Array<() => void> = []
+
+  readonly concurrency: number
+  readonly maxQueue: number
+  readonly retryAfterSeconds: number
+
+  constructor(concurrency: number, maxQueue: number, retryAfterSeconds = 1) {
+    this.concurrency = concurrency
+    this.maxQueue = maxQueue
+    this.retryAfterSeconds = retryAfterSeconds
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError('concurrency must be a positive integer')
+    if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new TypeError('maxQueue must be a non-negative integer')
+  }
+
+  get active(): number {
+    return this.#active
+  }
+
+  get queued(): number {
+    return this.#waiting.length
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#active >= this.concurrency) {
+      if (this.#waiting.length >= this.maxQueue) {
+        throw new RestAuthError('overloaded', 'Too many password checks are in progress; retry shortly.', {
+          headers: { 'Retry-After': String(this.retryAfterSeconds) },
+        })
+      }
+      await new Promise<void>((resolve) => this.#waiting.push(resolve))
+    } else {
+      this.#active++
+    }
+    try {
+      return await task()
+    } finally {
+      const next = this.#waiting.shift()
+      if (next !== undefined) next() // hand the slot over: #active stays the same
+      else this.#active--
+    }
+  }
+}

@@ -1,0 +1,56 @@
+/** Composition of the services one server process uses. No I/O at construction; `init()` does it. */
+import type { Clock } from './clock.ts'
+import type { Config } from './config/schema.ts'
+import { Authenticator } from './auth/authenticate.ts'
+import { PasswordHasher } from './passwords/hash.ts'
+import { BoundedLimiter } from './passwords/limiter.ts'
+import type { Store } from './store/store.ts'
+import { Keyring } from './tokens/keyring.ts'
+import { TokenService } from './tokens/tokens.ts'
+import type { RegistrationDeps } from './users/register.ts'
+
+export interface Runtime {
+  readonly config: Config
+  readonly store: Store
+  readonly clock: Clock
+  readonly hasher: PasswordHasher
+  readonly keyring: Keyring
+  readonly tokens: TokenService
+  readonly authenticator: Authenticator
+  readonly registration: RegistrationDeps
+  init(): Promise<void>
+}
+
+export interface RuntimeOptions {
+  readonly onRehash?: (userId: number, outcome: 'upgraded' | 'failed', error?: unknown) => void
+}
+
+export function createRuntime(config: Config, store: Store, clock: Clock, options: RuntimeOptions = {}): Runtime {
+  const limiter = new BoundedLimiter(config.hashConcurrency, config.hashQueue)
+  const hasher = new PasswordHasher(
+    { memoryKib: config.argon2MemoryKib, iterations: config.argon2Iterations, parallelism: config.argon2Parallelism },
+    limiter,
+  )
+  const keyring = new Keyring(store, clock)
+  const tokens = new TokenService(keyring, clock, {
+    issuer: config.publicUrl,
+    audience: config.tokenAudience,
+    ttl: config.tokenTtl,
+    renewalLimit: config.tokenRenewalLimit,
+    clockLeeway: config.clockLeeway,
+  })
+  const authenticator = new Authenticator({ store, hasher, tokens, clock, ...(options.onRehash ? { onRehash: options.onRehash } : {}) })
+  return {
+    config,
+    store,
+    clock,
+    hasher,
+    keyring,
+    tokens,
+    authenticator,
+    registration: { store, hasher, clock, passwordPolicy: config.passwordPolicy, registration: config.registration },
+    async init() {
+      await Promise.all([keyring.init(), hasher.init()])
+    },
+  }
+}

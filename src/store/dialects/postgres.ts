@@ -1,0 +1,56 @@
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+import type { Database } from '../schema.ts'
+
+export interface PostgresTarget {
+  /** The connection string without our own `schema` parameter. */
+  readonly connectionString: string
+  readonly schema: string | undefined
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
+
+/** Splits our `?schema=NAME` parameter off a PostgreSQL URL. */
+export function parsePostgresUrl(databaseUrl: string): PostgresTarget {
+  const url = new URL(databaseUrl)
+  const schema = url.searchParams.get('schema') ?? undefined
+  url.searchParams.delete('schema')
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    throw new TypeError('DATABASE_URL schema must be a lower-case SQL identifier')
+  }
+  return { connectionString: url.toString(), schema }
+}
+
+const INT8_OID = 20
+
+export interface PostgresDb {
+  readonly db: Kysely<Database>
+  /** Creates the schema when one is named (before migrations). */
+  prepare(): Promise<void>
+}
+
+export function createPostgresDb(databaseUrl: string, poolSize = 10): PostgresDb {
+  const { connectionString, schema } = parsePostgresUrl(databaseUrl)
+  const pool = new pg.Pool({
+    connectionString,
+    max: poolSize,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    // statement_timeout keeps one stuck query from holding a pooled connection for ever
+    options: `-c statement_timeout=15000${schema === undefined ? '' : ` -c search_path=${schema}`}`,
+    types: {
+      // bigint columns hold millisecond times and ids, all far below 2^53
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+  })
+  // An idle client's error (server restart) must not crash the process; the next query reconnects.
+  pool.on('error', () => {})
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  return {
+    db,
+    async prepare() {
+      if (schema !== undefined) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db)
+    },
+  }
+}

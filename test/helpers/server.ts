@@ -1,0 +1,108 @@
+/**
+ * startServer: the real app on 127.0.0.1:0 over a fresh store, closed after the test, plus small
+ * fetch helpers. Uses a fast argon2 profile from config (never a stub).
+ */
+import type { TestContext } from 'node:test'
+import { Writable } from 'node:stream'
+import type { Clock } from '../../src/clock.ts'
+import { loadConfig } from '../../src/config/load.ts'
+import type { Config } from '../../src/config/schema.ts'
+import { buildApp, createLogger } from '../../src/http/app.ts'
+import type { Runtime } from '../../src/runtime.ts'
+import { createStore } from '../../src/store/kysely-store.ts'
+import type { Store } from '../../src/store/store.ts'
+import { freshDatabaseUrl, type StoreKind } from './stores.ts'
+
+export const FAST_ARGON2 = { AUTH_ARGON2_MEMORY: '256', AUTH_ARGON2_ITERATIONS: '1' } as const
+
+export interface StartOptions {
+  readonly store?: StoreKind
+  /** Environment-style settings, e.g. { AUTH_PASSWORD_POLICY: 'legacy' }. */
+  readonly env?: Readonly<Record<string, string>>
+  readonly clock?: Clock
+  /** Reuse a database (e.g. to prove state survives a restart). */
+  readonly databaseUrl?: string
+}
+
+export interface RequestOptions {
+  readonly basic?: readonly [string, string]
+  readonly bearer?: string
+  readonly headers?: Readonly<Record<string, string>>
+  readonly json?: unknown
+  readonly body?: string | Buffer
+}
+
+export interface TestServer {
+  readonly url: string
+  readonly config: Config
+  readonly store: Store
+  readonly runtime: Runtime
+  readonly databaseUrl: string
+  /** Everything the server logged, as raw text. */
+  logs(): string
+  request(method: string, path: string, options?: RequestOptions): Promise<Response>
+  get(path: string, options?: RequestOptions): Promise<Response>
+  post(path: string, options?: RequestOptions): Promise<Response>
+  register(username: string, password: string): Promise<Response>
+  token(username: string, password: string): Promise<string>
+}
+
+export function basicHeader(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`
+}
+
+/** Returns undefined when the store kind is unavailable and the test was skipped. */
+export async function startServer(t: TestContext, options: StartOptions = {}): Promise<TestServer | undefined> {
+  const databaseUrl = options.databaseUrl ?? (await freshDatabaseUrl(t, options.store ?? 'sqlite'))
+  if (databaseUrl === undefined) return undefined
+  const { config } = loadConfig({
+    env: {},
+    overrides: { PORT: '0', LOG_LEVEL: 'info', ...FAST_ARGON2, ...options.env, DATABASE_URL: databaseUrl },
+  })
+  const store = createStore(config.databaseUrl)
+  await store.migrate()
+  const chunks: string[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk.toString('utf8'))
+      cb()
+    },
+  })
+  const logger = createLogger(config.logLevel, sink)
+  const { app, runtime } = await buildApp({ config, store, logger, ...(options.clock ? { clock: options.clock } : {}) })
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  t.after(async () => {
+    await app.close()
+    await store.close()
+  })
+
+  const request = async (method: string, path: string, o: RequestOptions = {}) => {
+    const headers: Record<string, string> = { ...o.headers }
+    if (o.basic) headers['authorization'] = basicHeader(o.basic[0], o.basic[1])
+    if (o.bearer !== undefined) headers['authorization'] = `Bearer ${o.bearer}`
+    let body: string | Buffer | undefined = o.body
+    if (o.json !== undefined) {
+      body = JSON.stringify(o.json)
+      headers['content-type'] ??= 'application/json'
+    }
+    return fetch(address + path, { method, headers, ...(body === undefined ? {} : { body }) })
+  }
+  const server: TestServer = {
+    url: address,
+    config,
+    store,
+    runtime,
+    databaseUrl,
+    logs: () => chunks.join(''),
+    request,
+    get: (path, o) => request('GET', path, o),
+    post: (path, o) => request('POST', path, o),
+    register: (username, password) => request('POST', '/api/users', { json: { username, password } }),
+    async token(username, password) {
+      const res = await request('GET', '/api/token', { basic: [username, password] })
+      if (res.status !== 200) throw new Error(`token request failed: ${res.status} ${await res.text()}`)
+      return ((await res.json()) as { token: string }).token
+    },
+  }
+  return server
+}
