@@ -148,6 +148,58 @@ export const ERROR_CATALOGUE = {
       'A token can renew itself at `/api/token` only until `AUTH_TOKEN_RENEWAL_LIMIT` seconds after the password was last presented.',
     fix: 'Present the username and password again.',
   },
+  token_revoked: {
+    status: 401,
+    title: 'Token revoked',
+    meaning:
+      'The token was revoked: logged out, all tokens of the user were revoked, or its refresh-token family was revoked.',
+    fix: 'Log in again.',
+  },
+  insufficient_scope: {
+    status: 403,
+    title: 'Insufficient scope',
+    meaning:
+      'The token is valid but does not allow this request: a service-client token on a route that needs a user, or a token without the scope the route needs (RFC 6750 §3.1).',
+    fix: 'Use a token of a user, or one issued with the scope named in `WWW-Authenticate`.',
+  },
+  invalid_client: {
+    status: 401,
+    title: 'Client authentication failed',
+    meaning: 'Unknown client, wrong client secret, or no client authentication where it is required (RFC 6749 §5.2).',
+    fix: 'Send the client id and secret with HTTP Basic (preferred) or as `client_id`/`client_secret` form fields.',
+  },
+  invalid_grant: {
+    status: 400,
+    title: 'Invalid grant',
+    meaning:
+      'The password is wrong, or the refresh token is unknown, expired, revoked, already used, or was issued to another client (RFC 6749 §5.2).',
+    fix: 'Log in again with the password grant.',
+  },
+  unauthorized_client: {
+    status: 400,
+    title: 'Grant not allowed for this client',
+    meaning: 'The authenticated client is not registered for this grant type (RFC 6749 §5.2).',
+    fix: 'Use a grant the client was created with, or create the client with `--grant`.',
+  },
+  unsupported_grant_type: {
+    status: 400,
+    title: 'Unsupported grant type',
+    meaning:
+      'The `grant_type` is not one this server supports, or it is switched off (`AUTH_PASSWORD_GRANT=off` for `password`).',
+    fix: 'Use `password`, `refresh_token` or `client_credentials`.',
+  },
+  invalid_scope: {
+    status: 400,
+    title: 'Invalid scope',
+    meaning: 'The requested scope is malformed or exceeds what the client may ask for (RFC 6749 §3.3).',
+    fix: 'Request only scopes the client was created with.',
+  },
+  unsupported_token_type: {
+    status: 400,
+    title: 'Unsupported token type',
+    meaning: 'RFC 7009 §2.2.1: the server cannot revoke this type of token.',
+    fix: 'Send an access token or a refresh token.',
+  },
   user_not_found: {
     status: 404,
     title: 'User not found',

@@ -8,6 +8,7 @@ import type { Store } from './store/store.ts'
 import { Keyring } from './tokens/keyring.ts'
 import { TokenService } from './tokens/tokens.ts'
 import type { RegistrationDeps } from './users/register.ts'
+import { OAuthService } from './oauth/service.ts'
 
 export interface Runtime {
   readonly config: Config
@@ -18,6 +19,7 @@ export interface Runtime {
   readonly tokens: TokenService
   readonly authenticator: Authenticator
   readonly registration: RegistrationDeps
+  readonly oauth: OAuthService
   init(): Promise<void>
 }
 
@@ -31,7 +33,7 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
     { memoryKib: config.argon2MemoryKib, iterations: config.argon2Iterations, parallelism: config.argon2Parallelism },
     limiter,
   )
-  const keyring = new Keyring(store, clock)
+  const keyring = new Keyring(store, clock, (config.tokenTtl + config.clockLeeway) * 1000)
   const tokens = new TokenService(keyring, clock, {
     issuer: config.publicUrl,
     audience: config.tokenAudience,
@@ -40,8 +42,23 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
     clockLeeway: config.clockLeeway,
   })
   const authenticator = new Authenticator({ store, hasher, tokens, clock, ...(options.onRehash ? { onRehash: options.onRehash } : {}) })
+  const oauth = new OAuthService({
+    store,
+    tokens,
+    authenticator,
+    clock,
+    settings: {
+      passwordGrant: config.passwordGrant,
+      refresh: {
+        absoluteMs: config.refreshTokenTtl * 1000,
+        idleMs: config.refreshIdleTtl * 1000,
+        graceMs: config.refreshGrace * 1000,
+      },
+    },
+  })
   return {
     config,
+    oauth,
     store,
     clock,
     hasher,
@@ -50,7 +67,7 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
     authenticator,
     registration: { store, hasher, clock, passwordPolicy: config.passwordPolicy, registration: config.registration },
     async init() {
-      await Promise.all([keyring.init(), hasher.init()])
+      await Promise.all([keyring.init(), hasher.init(), oauth.init()])
     },
   }
 }

@@ -6,8 +6,8 @@
 import type { Clock } from '../clock.ts'
 import { RestAuthError } from '../errors.ts'
 import type { PasswordHasher } from '../passwords/hash.ts'
-import type { Store, User } from '../store/store.ts'
-import type { TokenService } from '../tokens/tokens.ts'
+import type { OAuthClient, Store, User } from '../store/store.ts'
+import type { TokenService, VerifiedToken } from '../tokens/tokens.ts'
 import type { AccessClaims } from '../tokens/claims.ts'
 import { looksLikeJwt, parseAuthorization } from './authorization.ts'
 import { canonicalizeUsername, USERNAME_MAX_CODE_POINTS } from './username.ts'
@@ -15,6 +15,11 @@ import { canonicalizeUsername, USERNAME_MAX_CODE_POINTS } from './username.ts'
 export type Principal =
   | { readonly method: 'password'; readonly user: User; readonly authTime: number }
   | { readonly method: 'token'; readonly user: User; readonly authTime: number; readonly claims: AccessClaims }
+  /** A service client's own token (client_credentials): no user. */
+  | { readonly method: 'client_token'; readonly client: OAuthClient; readonly claims: AccessClaims }
+
+export type UserPrincipal = Exclude<Principal, { method: 'client_token' }>
+export type TokenPrincipal = Exclude<Principal, { method: 'password' }>
 
 export type PresentedScheme = 'basic' | 'bearer' | 'none'
 
@@ -54,18 +59,36 @@ export class Authenticator {
 
   async #byToken(token: string): Promise<Principal> {
     const verified = await this.#deps.tokens.verify(token)
-    const user = await this.#deps.store.findUserById(verified.userId)
-    if (user === undefined) {
+    return this.resolve(verified)
+  }
+
+  /**
+   * A verified token → its principal, if it is still good: its user or client exists, and it was
+   * not revoked by `jti`, by the user's "tokens valid after" mark, or with its refresh family
+   * (RFC 7009). Fails closed: a store error propagates as a 503, never as a pass.
+   */
+  async resolve(verified: VerifiedToken): Promise<TokenPrincipal> {
+    const { store } = this.#deps
+    const claims = verified.claims
+    const [subject, state] = await Promise.all([
+      verified.kind === 'user' ? store.findUserById(verified.userId) : store.findClient(verified.clientId),
+      store.revocationState(claims.jti, claims.sid),
+    ])
+    if (subject === undefined) {
       throw new RestAuthError('token_invalid', 'The token is not valid.', { internal: 'token subject no longer exists' })
     }
-    return { method: 'token', user, authTime: verified.claims.auth_time, claims: verified.claims }
+    if (state.jtiRevoked || state.familyRevoked) throw revoked()
+    if (verified.kind === 'client') return { method: 'client_token', client: subject as OAuthClient, claims }
+    const user = subject as User
+    if (claims.iat < user.tokensValidAfter) throw revoked()
+    return { method: 'token', user, authTime: verified.claims.auth_time, claims }
   }
 
   /**
    * Unknown user and wrong password are indistinguishable: both verify one argon2 hash (a dummy for
    * unknown users) and throw the same error with the same text (house style convention 14).
    */
-  async #byPassword(username: string, password: string): Promise<Principal> {
+  async #byPassword(username: string, password: string): Promise<UserPrincipal & { method: 'password' }> {
     const { store, hasher, clock } = this.#deps
     const canonical = canonicalizeUsername(username)
     const plausible = username !== '' && password !== '' && [...canonical].length <= USERNAME_MAX_CODE_POINTS
@@ -74,6 +97,12 @@ export class Authenticator {
     if (!ok || user === undefined) throw new RestAuthError('invalid_credentials', 'The username or password is incorrect.')
     if (hasher.needsRehash(user.passwordHash)) await this.#upgradeHash(user, password)
     return { method: 'password', user, authTime: Math.floor(clock.now() / 1000) }
+  }
+
+  /** Password check alone (OAuth password grant): same timing and errors as Basic. */
+  async verifyPassword(username: string, password: string): Promise<User> {
+    const principal = await this.#byPassword(username, password)
+    return principal.user
   }
 
   async #upgradeHash(user: User, password: string): Promise<void> {
@@ -87,4 +116,8 @@ export class Authenticator {
       onRehash?.(user.id, 'failed', error)
     }
   }
+}
+
+function revoked(): RestAuthError {
+  return new RestAuthError('token_revoked', 'The token has been revoked.')
 }

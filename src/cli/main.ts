@@ -2,6 +2,8 @@
 /** `npx rest-auth <command>`. Exit codes: 0 ok, 1 failure, 2 usage or configuration error. */
 import { ConfigError } from '../config/schema.ts'
 import { parseCli, usage } from './args.ts'
+import { clientCommand } from './commands/client.ts'
+import { keysCommand } from './commands/keys.ts'
 import { migrateCommand } from './commands/migrate.ts'
 import { serveCommand } from './commands/serve.ts'
 
@@ -26,6 +28,10 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
       return undefined // keeps running until a signal
     case 'migrate':
       return migrateCommand(cli.overrides, io, cli.json)
+    case 'keys':
+      return keysCommand(cli.positionals[0], cli.overrides, { ...cli.options, json: cli.json }, io)
+    case 'client':
+      return clientCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
     default:
       io.err(`rest-auth: unknown command "${cli.command}"`)
       io.err(usage())
@@ -44,8 +50,15 @@ main(process.argv.slice(2)).then(
       return
     }
     // Start-up failures (database unreachable, port in use): one clear line, no stack for known causes.
-    const e = error as { code?: string; message?: string }
-    io.err(`rest-auth: ${e.code === undefined ? '' : `${e.code}: `}${e.message ?? String(error)}`)
+    io.err(`rest-auth: ${describe(error)}`)
     process.exitCode = 1
   },
 )
+
+/** `code: message`, followed by the cause's (a MigrationError wraps the connection error that explains it). */
+function describe(error: unknown, depth = 0): string {
+  const e = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined
+  const message = typeof e?.message === 'string' ? e.message : String(error)
+  const text = `${typeof e?.code === 'string' ? `${e.code}: ` : ''}${message}`
+  return e?.cause !== undefined && depth < 3 ? `${text}: ${describe(e.cause, depth + 1)}` : text
+}

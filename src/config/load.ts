@@ -28,7 +28,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   // Derived defaults.
   if (values.publicUrl === undefined) {
     const host = String(values.host)
-    const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host
+    // A wildcard listen address is not an address clients can use: show the loopback one.
+    const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host
     values.publicUrl = `http://${shownHost}:${String(values.port)}`
   }
   values.tokenAudience ??= values.publicUrl
@@ -52,7 +53,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   if (config.argon2MemoryKib < 19456 || config.argon2Iterations < 2) {
     warnings.push('argon2id parameters are below the OWASP floor (m=19456 KiB, t=2): fine for tests, not for production')
     if (config.production) {
-      throw new ConfigError('AUTH_ARGON2_MEMORY', 'argon2id parameters below m=19456 KiB, t=2 are refused in production')
+      const key = config.argon2MemoryKib < 19456 ? 'AUTH_ARGON2_MEMORY' : 'AUTH_ARGON2_ITERATIONS'
+      throw new ConfigError(key, 'argon2id parameters below m=19456 KiB, t=2 are refused in production')
     }
   }
   if (config.tokenRenewalLimit < config.tokenTtl) {

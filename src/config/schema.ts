@@ -3,6 +3,7 @@
  * `docs/configuration.md` is generated from this table (`npm run docs`) and a test checks it is in sync.
  * Pure: no `process.env` here (only `config/load.ts` reads the environment).
  */
+import { isIP } from 'node:net'
 import { PASSWORD_POLICIES, type PasswordPolicyName } from '../passwords/policy.ts'
 
 export type RegistrationPolicy = 'open' | 'closed'
@@ -30,6 +31,11 @@ export interface Config {
   readonly hashQueue: number
   readonly production: boolean
   readonly allowLegacyInProduction: boolean
+  readonly passwordGrant: boolean
+  readonly refreshTokenTtl: number
+  readonly refreshIdleTtl: number
+  readonly refreshGrace: number
+  readonly jwksMaxAge: number
 }
 
 export class ConfigError extends Error {
@@ -94,7 +100,8 @@ const url =
     try {
       parsed = new URL(raw.trim())
     } catch {
-      throw new ConfigError(key, `must be an absolute URL, got "${raw}"`)
+      // The value may hold a password (postgres://user:secret@...): never echo the userinfo.
+      throw new ConfigError(key, `must be an absolute URL, got "${raw.replace(/\/\/.*@/, '//[redacted]@')}"`)
     }
     if (!protocols.includes(parsed.protocol)) {
       throw new ConfigError(key, `must use ${protocols.join(' or ')}, got "${parsed.protocol}"`)
@@ -120,8 +127,15 @@ const databaseUrl: Parser<string> = (raw, key) => {
   throw new ConfigError(key, `must be sqlite:<path> or postgres://..., got "${raw.split('@').pop() ?? ''}"`)
 }
 
-const IPV4 = /^(\d{1,3})(\.\d{1,3}){3}(\/\d{1,2})?$/
-const IPV6 = /^[0-9a-f:]+(\/\d{1,3})?$/i
+/** An IPv4/IPv6 address, optionally with a prefix length in range (what Fastify's proxy-addr accepts). */
+function isAddressOrCidr(item: string): boolean {
+  const slash = item.indexOf('/')
+  const version = isIP(slash < 0 ? item : item.slice(0, slash))
+  if (version === 0) return false
+  if (slash < 0) return true
+  const prefix = item.slice(slash + 1)
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128)
+}
 const trustProxy: Parser<readonly string[]> = (raw, key) => {
   const items = raw
     .split(',')
@@ -132,7 +146,7 @@ const trustProxy: Parser<readonly string[]> = (raw, key) => {
       throw new ConfigError(key, 'trusting every address is refused; list the proxy addresses or CIDRs (ASVS 4.1.3)')
     }
     const named = ['loopback', 'linklocal', 'uniquelocal'].includes(item)
-    if (!named && !IPV4.test(item) && !(item.includes(':') && IPV6.test(item))) {
+    if (!named && !isAddressOrCidr(item)) {
       throw new ConfigError(key, `"${item}" is not an IP address, a CIDR, or one of loopback, linklocal, uniquelocal`)
     }
   }
@@ -223,6 +237,41 @@ export const SETTINGS: readonly Setting[] = [
     default: undefined,
     doc: 'Comma-separated addresses or CIDRs of trusted reverse proxies (or `loopback`); only their `X-Forwarded-*` headers count. Trusting everyone is refused.',
     parse: trustProxy,
+  },
+  {
+    key: 'passwordGrant',
+    env: 'AUTH_PASSWORD_GRANT',
+    default: 'on',
+    doc: '`grant_type=password` at `POST /oauth/token`, for first-party clients. `off` removes it (RFC 9700 §2.4 advises against it for third parties); `GET /api/token` always exists.',
+    parse: onOff,
+  },
+  {
+    key: 'refreshTokenTtl',
+    env: 'AUTH_REFRESH_TOKEN_TTL',
+    default: '2592000',
+    doc: 'Absolute lifetime of a refresh-token family in seconds (30 days), counted from the password login.',
+    parse: intIn(60, 365 * 86_400),
+  },
+  {
+    key: 'refreshIdleTtl',
+    env: 'AUTH_REFRESH_IDLE_TTL',
+    default: '604800',
+    doc: 'A refresh token unused for this many seconds expires (7 days).',
+    parse: intIn(60, 365 * 86_400),
+  },
+  {
+    key: 'refreshGrace',
+    env: 'AUTH_REFRESH_GRACE',
+    default: '10',
+    doc: 'Seconds during which a just-rotated refresh token presented again returns the same successor instead of revoking the family (concurrent refreshes). `0` turns the window off.',
+    parse: intIn(0, 300),
+  },
+  {
+    key: 'jwksMaxAge',
+    env: 'AUTH_JWKS_MAX_AGE',
+    default: '300',
+    doc: '`Cache-Control: max-age` of `/.well-known/jwks.json` in seconds; `keys rotate` publishes a new key this long before it signs.',
+    parse: intIn(0, 86_400),
   },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', doc: 'pino log level.', parse: oneOf(LOG_LEVELS) },
   {

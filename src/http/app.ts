@@ -3,7 +3,7 @@
  */
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import pino, { type Logger } from 'pino'
 import type { Clock } from '../clock.ts'
 import { systemClock } from '../clock.ts'
@@ -15,6 +15,8 @@ import { BODY_LIMIT_BYTES, parseJsonBody } from './json-body.ts'
 import { errorHandler, sendProblem } from './problem.ts'
 import { registerRoutes } from './routes.ts'
 import { problemSchema } from './schemas.ts'
+
+const PURGE_INTERVAL_MS = 10 * 60_000
 
 export interface BuildAppOptions {
   readonly config: Config
@@ -42,6 +44,13 @@ export const REDACT_PATHS = [
 export function createLogger(level: Config['logLevel'], destination?: NodeJS.WritableStream): Logger {
   const options = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }
   return destination === undefined ? pino(options) : pino(options, destination as pino.DestinationStream)
+}
+
+function securityHeaders(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  reply.header('X-Content-Type-Options', 'nosniff')
+  reply.header('Referrer-Policy', 'no-referrer')
+  if (request.url.startsWith('/api/') && !reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store')
+  return reply
 }
 
 export interface RestAuthApp {
@@ -72,6 +81,10 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
     return503OnClosing: true,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 100 },
+    // Router-level refusals (bad percent-encoding, over-long path parameter) would otherwise be answered
+    // by Fastify itself as plain JSON that echoes the path; send them through the problem pipeline too.
+    // These replies skip the hooks, so they get the security headers here.
+    frameworkErrors: (error, request, reply) => errorHandler(error, request, securityHeaders(request, reply)),
   })
   app.server.headersTimeout = 60_000
   app.decorateRequest('principal', undefined)
@@ -92,9 +105,7 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
   )
 
   app.addHook('onSend', async (request, reply, payload) => {
-    reply.header('X-Content-Type-Options', 'nosniff')
-    reply.header('Referrer-Policy', 'no-referrer')
-    if (request.url.startsWith('/api/') && !reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store')
+    securityHeaders(request, reply)
     return payload
   })
 
@@ -112,6 +123,7 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
         securitySchemes: {
           basicAuth: { type: 'http', scheme: 'basic', description: 'username:password, or token:anything (REST-auth)' },
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          clientBasic: { type: 'http', scheme: 'basic', description: 'OAuth client: client_id:client_secret (RFC 6749 §2.3.1)' },
         },
       },
     },
@@ -119,5 +131,18 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
   registerRoutes(app, runtime)
+
+  // Denylist rows outlive their token by nothing: drop them (and ended refresh families) regularly.
+  const purge = () =>
+    store.purgeExpired(clock.now()).then(
+      (removed) => removed > 0 && logger.debug({ removed }, 'expired revocation and refresh rows purged'),
+      (error: unknown) => logger.warn({ err: error }, 'purge of expired revocation rows failed'),
+    )
+  const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS)
+  purgeTimer.unref()
+  app.addHook('onReady', async () => {
+    void purge()
+  })
+  app.addHook('onClose', async () => clearInterval(purgeTimer))
   return { app, runtime }
 }

@@ -3,20 +3,14 @@
  * poisoning refused (security baseline "Body size"; Fastify CVE-2025-32442 family).
  */
 import { RestAuthError } from '../errors.ts'
+import { decodeUtf8Body } from '../util/utf8.ts'
 
 export const BODY_LIMIT_BYTES = 16 * 1024
 export const MAX_DEPTH = 32
 export const MAX_KEYS = 100
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
-
 export function parseJsonBody(body: Buffer): unknown {
-  let text: string
-  try {
-    text = utf8.decode(body)
-  } catch {
-    throw new RestAuthError('invalid_encoding', 'The body is not valid UTF-8.')
-  }
+  const text = decodeUtf8Body(body)
   if (text.trim() === '') throw new RestAuthError('invalid_json', 'The body is empty.')
   let value: unknown
   try {

@@ -47,6 +47,9 @@ const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
   FST_ERR_CTP_INVALID_TYPE: 'unsupported_media_type',
+  FST_ERR_BAD_URL: 'invalid_request',
+  // A path parameter longer than the router accepts cannot name anything (e.g. a 300-digit user id).
+  FST_ERR_MAX_PARAM_LENGTH: 'not_found',
 }
 
 /** Maps anything thrown in a request to a RestAuthError. Pure apart from reading the error. */

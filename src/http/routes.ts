@@ -4,18 +4,36 @@ import { RestAuthError } from '../errors.ts'
 import type { Runtime } from '../runtime.ts'
 import { errorsMarkdown } from '../docs/generate.ts'
 import { getUserHandler, registerHandler } from './handlers/users.ts'
-import { resourceHandler, tokenHandler } from './handlers/token.ts'
+import { registerOAuthRoutes } from './handlers/oauth.ts'
+import { resourceHandler, revokeAllHandler, revokeTokenHandler, tokenHandler } from './handlers/token.ts'
 import { authenticate } from './plugins/authenticate.ts'
-import { getUserSchema, healthSchema, readySchema, registerSchema, resourceSchema, tokenSchema } from './schemas.ts'
+import {
+  getUserSchema,
+  healthSchema,
+  readySchema,
+  registerSchema,
+  resourceSchema,
+  revokeAllSchema,
+  revokeTokenSchema,
+  tokenSchema,
+} from './schemas.ts'
 
 export function registerRoutes(app: FastifyInstance, rt: Runtime): void {
   const authenticated = authenticate(rt.authenticator)
+  const authenticatedUser = authenticate(rt.authenticator, { user: true })
 
   // REST-auth's four endpoints (contract part 1)
   app.post('/api/users', { schema: registerSchema }, registerHandler(rt))
   app.get('/api/users/:id', { schema: getUserSchema }, getUserHandler(rt))
-  app.get('/api/token', { schema: tokenSchema, preHandler: [authenticated] }, tokenHandler(rt))
-  app.get('/api/resource', { schema: resourceSchema, preHandler: [authenticated] }, resourceHandler())
+  app.get('/api/token', { schema: tokenSchema, preHandler: [authenticatedUser] }, tokenHandler(rt))
+  app.get('/api/resource', { schema: resourceSchema, preHandler: [authenticatedUser] }, resourceHandler())
+
+  // Logout (token lifecycle)
+  app.delete('/api/token', { schema: revokeTokenSchema, preHandler: [authenticated] }, revokeTokenHandler(rt))
+  app.delete('/api/tokens', { schema: revokeAllSchema, preHandler: [authenticatedUser] }, revokeAllHandler(rt))
+
+  // OAuth 2: token, revoke, introspect, metadata, JWKS
+  registerOAuthRoutes(app, rt)
 
   // Operations
   app.get('/healthz', { schema: healthSchema }, async () => ({ status: 'ok' }))

@@ -100,3 +100,110 @@ export const readySchema = {
   summary: 'Readiness: the database answers',
   response: { 200: { type: 'object', properties: { status: { type: 'string' } } }, 503: problemRef },
 } as const
+
+export const revokeTokenSchema = {
+  tags: ['Tokens'],
+  summary: 'Log out: revoke the presented token',
+  description:
+    'Revokes the token used to authenticate this request (by its `jti`), and its refresh-token family when it came from a refresh grant. The token is refused from the next request on. Authenticate with the token (Bearer or as the Basic username).',
+  security,
+  response: { 204: { description: 'Revoked.', type: 'null' }, ...authResponses },
+} as const
+
+export const revokeAllSchema = {
+  tags: ['Tokens'],
+  summary: 'Log out everywhere: revoke every token of the user',
+  description: 'Every access token issued to the user until now and every refresh-token family are revoked.',
+  security,
+  response: { 204: { description: 'Revoked.', type: 'null' }, ...authResponses, 403: problemRef },
+} as const
+
+const oauthError = {
+  type: 'object',
+  description: 'RFC 6749 §5.2 error.',
+  properties: { error: { type: 'string' }, error_description: { type: 'string' } },
+  required: ['error'],
+} as const
+
+const clientSecurity: Array<Record<string, string[]>> = [{ clientBasic: [] }, {}]
+
+export const oauthTokenSchema = {
+  tags: ['OAuth 2'],
+  summary: 'Token endpoint (RFC 6749)',
+  description:
+    'Form-encoded. `grant_type=password` (username, password; first-party clients, with or without client authentication), `grant_type=refresh_token` (refresh_token; rotated on every use), `grant_type=client_credentials` (client authentication required; scope optional). Clients authenticate with HTTP Basic (client_secret_basic) or client_id/client_secret fields.',
+  security: clientSecurity,
+  consumes: ['application/x-www-form-urlencoded'],
+  body: {
+    type: 'object',
+    properties: {
+      grant_type: { type: 'string', description: '`password`, `refresh_token` or `client_credentials`.' },
+      username: { type: 'string' },
+      password: { type: 'string' },
+      refresh_token: { type: 'string' },
+      scope: { type: 'string' },
+      client_id: { type: 'string' },
+      client_secret: { type: 'string' },
+    },
+  },
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        access_token: { type: 'string' },
+        token_type: { type: 'string' },
+        expires_in: { type: 'integer' },
+        refresh_token: { type: 'string' },
+        scope: { type: 'string' },
+      },
+      required: ['access_token', 'token_type', 'expires_in'],
+    },
+    400: oauthError,
+    401: oauthError,
+    503: oauthError,
+  },
+} as const
+
+export const revokeSchema = {
+  tags: ['OAuth 2'],
+  summary: 'Token revocation (RFC 7009)',
+  description:
+    'Form-encoded `token` (an access token or a refresh token) and optional `token_type_hint`. Always 200 for unknown or invalid tokens (RFC 7009 §2.2). A token issued to a client can only be revoked by that client; revoking a refresh token revokes its family and the access tokens issued from it.',
+  security: clientSecurity,
+  consumes: ['application/x-www-form-urlencoded'],
+  body: { type: 'object', properties: { token: { type: 'string' }, token_type_hint: { type: 'string' } } },
+  response: { 200: { description: 'Revoked or unknown.', type: 'null' }, 400: oauthError, 401: oauthError },
+} as const
+
+export const introspectSchema = {
+  tags: ['OAuth 2'],
+  summary: 'Token introspection (RFC 7662)',
+  description:
+    'Form-encoded `token`. The caller must authenticate as a client. An inactive token (unknown, expired, revoked) answers only `{"active": false}`.',
+  security: [{ clientBasic: [] }],
+  consumes: ['application/x-www-form-urlencoded'],
+  body: { type: 'object', properties: { token: { type: 'string' }, token_type_hint: { type: 'string' } } },
+  response: {
+    200: {
+      type: 'object',
+      properties: { active: { type: 'boolean' } },
+      required: ['active'],
+      additionalProperties: true,
+    },
+    400: oauthError,
+    401: oauthError,
+  },
+} as const
+
+export const metadataSchema = {
+  tags: ['OAuth 2'],
+  summary: 'Authorization server metadata (RFC 8414)',
+  response: { 200: { type: 'object', additionalProperties: true } },
+} as const
+
+export const jwksSchema = {
+  tags: ['OAuth 2'],
+  summary: 'JSON Web Key Set (RFC 7517) of the token signing keys',
+  description: 'Public keys only. Cache-Control max-age is `AUTH_JWKS_MAX_AGE`; new keys appear here that long before they sign.',
+  response: { 200: { type: 'object', additionalProperties: true } },
+} as const

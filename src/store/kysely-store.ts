@@ -2,8 +2,22 @@ import { type Kysely, Migrator, sql, type Transaction } from 'kysely'
 import { createPostgresDb } from './dialects/postgres.ts'
 import { createSqliteDb } from './dialects/sqlite.ts'
 import { migrations } from './migrations/index.ts'
-import type { Database, SigningKeyRow, UserRow } from './schema.ts'
-import type { MigrationOutcome, NewUser, SigningKey, Store, StoreDialect, User } from './store.ts'
+import type { Database, OAuthClientRow, RefreshFamilyRow, SigningKeyRow, UserRow } from './schema.ts'
+import type {
+  MigrationOutcome,
+  NewRefreshFamily,
+  NewUser,
+  OAuthClient,
+  RefreshFamily,
+  RefreshLookup,
+  RefreshOutcome,
+  RefreshRotation,
+  RevocationState,
+  SigningKey,
+  Store,
+  StoreDialect,
+  User,
+} from './store.ts'
 
 type Db = Kysely<Database> | Transaction<Database>
 
@@ -40,6 +54,35 @@ function toUser(row: UserRow): User {
     passwordHash: row.password_hash,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
+    tokensValidAfter: Number(row.tokens_valid_after),
+  }
+}
+
+function words(text: string): string[] {
+  return text.split(' ').filter((w) => w !== '')
+}
+
+function toClient(row: OAuthClientRow): OAuthClient {
+  return {
+    clientId: row.client_id,
+    name: row.name,
+    secretHash: row.secret_hash,
+    scopes: words(row.scopes),
+    grantTypes: words(row.grant_types),
+    createdAt: Number(row.created_at),
+  }
+}
+
+function toFamily(row: RefreshFamilyRow): RefreshFamily {
+  return {
+    id: row.id,
+    userId: Number(row.user_id),
+    clientId: row.client_id,
+    scope: row.scope,
+    authTime: Number(row.auth_time),
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
   }
 }
 
@@ -61,17 +104,22 @@ const MAX_ID = Number.MAX_SAFE_INTEGER
 export class KyselyStore implements Store {
   readonly db: Kysely<Database>
   readonly dialect: StoreDialect
-  readonly #prepare: () => Promise<void>
+  /** Runs before migrations; returns the schema that holds the migration tables, if the dialect has schemas. */
+  readonly #prepare: () => Promise<string | undefined>
 
-  constructor(db: Kysely<Database>, dialect: StoreDialect, prepare: () => Promise<void> = async () => {}) {
+  constructor(db: Kysely<Database>, dialect: StoreDialect, prepare: () => Promise<string | undefined> = async () => undefined) {
     this.db = db
     this.dialect = dialect
     this.#prepare = prepare
   }
 
   async migrate(): Promise<readonly MigrationOutcome[]> {
-    await this.#prepare()
-    const migrator = new Migrator({ db: this.db, provider: { getMigrations: async () => migrations } })
+    const migrationTableSchema = await this.#prepare()
+    const migrator = new Migrator({
+      db: this.db,
+      provider: { getMigrations: async () => migrations },
+      ...(migrationTableSchema === undefined ? {} : { migrationTableSchema }),
+    })
     const { error, results } = await migrator.migrateToLatest()
     const outcomes = (results ?? []).map((r) => ({ migrationName: r.migrationName, status: r.status }))
     if (error !== undefined) {
@@ -96,6 +144,9 @@ export class KyselyStore implements Store {
   }
 
   async findUserByCanonicalName(canonical: string): Promise<User | undefined> {
+    // No username holds NUL (registration refuses controls) and PostgreSQL text cannot even be compared
+    // with one (error 22021): a NUL from Basic credentials is simply no user, not a 500.
+    if (canonical.includes('\u0000')) return undefined
     const row = await findUserByCanonicalName(this.db, canonical)
     return row === undefined ? undefined : toUser(row)
   }
@@ -128,6 +179,221 @@ export class KyselyStore implements Store {
         retires_at: key.retiresAt,
       })
       .execute()
+  }
+
+  async updateSigningKey(kid: string, times: { activatesAt?: number; retiresAt?: number | null }): Promise<void> {
+    const set: { activates_at?: number; retires_at?: number | null } = {}
+    if (times.activatesAt !== undefined) set.activates_at = times.activatesAt
+    if (times.retiresAt !== undefined) set.retires_at = times.retiresAt
+    if (Object.keys(set).length === 0) return
+    await this.db.updateTable('signing_keys').set(set).where('kid', '=', kid).execute()
+  }
+
+  async deleteSigningKey(kid: string): Promise<void> {
+    await this.db.deleteFrom('signing_keys').where('kid', '=', kid).execute()
+  }
+
+  async serverSecret(name: string, create: () => string, now: number): Promise<string> {
+    await this.db
+      .insertInto('server_secrets')
+      .values({ name, value: create(), created_at: now })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute()
+    const row = await this.db.selectFrom('server_secrets').select('value').where('name', '=', name).executeTakeFirstOrThrow()
+    return row.value
+  }
+
+  // ---- revocation ----
+
+  async revokeJti(jti: string, subject: string, expiresAt: number, now: number): Promise<void> {
+    await this.db
+      .insertInto('revoked_tokens')
+      .values({ jti, subject, expires_at: expiresAt, revoked_at: now })
+      .onConflict((oc) => oc.column('jti').doNothing())
+      .execute()
+  }
+
+  async revocationState(jti: string, familyId: string | undefined): Promise<RevocationState> {
+    const denied = await this.db.selectFrom('revoked_tokens').select('jti').where('jti', '=', jti).executeTakeFirst()
+    let familyRevoked = false
+    if (familyId !== undefined) {
+      const family = await this.db
+        .selectFrom('refresh_families')
+        .select('revoked_at')
+        .where('id', '=', familyId)
+        .executeTakeFirst()
+      // a family that no longer exists (user deleted, data purged) cannot vouch for its tokens
+      familyRevoked = family === undefined || family.revoked_at !== null
+    }
+    return { jtiRevoked: denied !== undefined, familyRevoked }
+  }
+
+  async revokeAllForUser(userId: number, validAfter: number, now: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('users')
+        .set({ tokens_valid_after: validAfter, updated_at: now })
+        .where('id', '=', userId)
+        .where('tokens_valid_after', '<', validAfter)
+        .execute()
+      await trx
+        .updateTable('refresh_families')
+        .set({ revoked_at: now, revoked_reason: 'user_revoked_all' })
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .execute()
+    })
+  }
+
+  async purgeExpired(now: number): Promise<number> {
+    const denied = await this.db.deleteFrom('revoked_tokens').where('expires_at', '<', now).executeTakeFirst()
+    // refresh_tokens rows go with their family (ON DELETE CASCADE needs foreign_keys=ON on SQLite: set)
+    const families = await this.db.deleteFrom('refresh_families').where('expires_at', '<', now).executeTakeFirst()
+    return Number(denied.numDeletedRows) + Number(families.numDeletedRows)
+  }
+
+  // ---- OAuth clients ----
+
+  async createClient(client: OAuthClient): Promise<void> {
+    await this.db
+      .insertInto('oauth_clients')
+      .values({
+        client_id: client.clientId,
+        name: client.name,
+        secret_hash: client.secretHash,
+        scopes: client.scopes.join(' '),
+        grant_types: client.grantTypes.join(' '),
+        created_at: client.createdAt,
+      })
+      .execute()
+  }
+
+  async findClient(clientId: string): Promise<OAuthClient | undefined> {
+    // Client ids come from the wire; PostgreSQL text cannot hold NUL (error 22021): no such client.
+    if (clientId.includes('\u0000')) return undefined
+    const row = await this.db.selectFrom('oauth_clients').selectAll().where('client_id', '=', clientId).executeTakeFirst()
+    return row === undefined ? undefined : toClient(row)
+  }
+
+  async listClients(): Promise<readonly OAuthClient[]> {
+    const rows = await this.db.selectFrom('oauth_clients').selectAll().orderBy('created_at').orderBy('client_id').execute()
+    return rows.map(toClient)
+  }
+
+  async deleteClient(clientId: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('oauth_clients').where('client_id', '=', clientId).executeTakeFirst()
+    return Number(result.numDeletedRows) > 0
+  }
+
+  // ---- refresh tokens ----
+
+  async createRefreshFamily(input: NewRefreshFamily): Promise<void> {
+    const f = input.family
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('refresh_families')
+        .values({
+          id: f.id,
+          user_id: f.userId,
+          client_id: f.clientId,
+          scope: f.scope,
+          auth_time: f.authTime,
+          created_at: f.createdAt,
+          expires_at: f.expiresAt,
+          revoked_at: null,
+          revoked_reason: null,
+        })
+        .execute()
+      await trx
+        .insertInto('refresh_tokens')
+        .values({ token_hash: input.tokenHash, family_id: f.id, created_at: f.createdAt, idle_expires_at: input.idleExpiresAt, rotated_at: null })
+        .execute()
+    })
+  }
+
+  async findRefreshToken(tokenHash: string): Promise<RefreshLookup | undefined> {
+    const row = await this.db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst()
+    if (row === undefined) return undefined
+    const family = await this.db.selectFrom('refresh_families').selectAll().where('id', '=', row.family_id).executeTakeFirst()
+    if (family === undefined) return undefined
+    return {
+      family: toFamily(family),
+      rotatedAt: row.rotated_at === null ? null : Number(row.rotated_at),
+      idleExpiresAt: Number(row.idle_expires_at),
+    }
+  }
+
+  async revokeRefreshFamily(familyId: string, reason: string, now: number): Promise<void> {
+    await this.db
+      .updateTable('refresh_families')
+      .set({ revoked_at: now, revoked_reason: reason })
+      .where('id', '=', familyId)
+      .where('revoked_at', 'is', null)
+      .execute()
+  }
+
+  /**
+   * One transaction: lock the presented token's row and its family (SELECT … FOR UPDATE on
+   * PostgreSQL; SQLite serialises transactions on its one connection), ask the policy, apply it.
+   */
+  async rotateRefreshToken(r: RefreshRotation): Promise<RefreshOutcome> {
+    const lock = this.dialect === 'postgres'
+    return this.db.transaction().execute(async (trx) => {
+      const readToken = (hash: string) => {
+        const q = trx.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', hash)
+        return (lock ? q.forUpdate() : q).executeTakeFirst()
+      }
+      const row = await readToken(r.hash(r.presented))
+      let familyRow: RefreshFamilyRow | undefined
+      if (row !== undefined) {
+        const q = trx.selectFrom('refresh_families').selectAll().where('id', '=', row.family_id)
+        familyRow = await (lock ? q.forUpdate() : q).executeTakeFirst()
+      }
+      const family = familyRow === undefined ? undefined : toFamily(familyRow)
+      const state = row === undefined ? undefined : { rotatedAt: row.rotated_at === null ? null : Number(row.rotated_at), idleExpiresAt: Number(row.idle_expires_at) }
+      const decision = r.decide(state, family)
+      const revokeFamily = async (f: RefreshFamily): Promise<RefreshOutcome> => {
+        await trx
+          .updateTable('refresh_families')
+          .set({ revoked_at: r.now, revoked_reason: 'reuse' })
+          .where('id', '=', f.id)
+          .where('revoked_at', 'is', null)
+          .execute()
+        return { kind: 'refused', reason: 'reuse', family: f }
+      }
+      if (family === undefined || decision.kind === 'unknown') return { kind: 'refused', reason: 'unknown' }
+      switch (decision.kind) {
+        case 'wrong_client':
+        case 'revoked':
+        case 'expired':
+          return { kind: 'refused', reason: decision.kind, family }
+        case 'reuse':
+          return revokeFamily(family)
+        case 'rotate': {
+          const next = r.successor(r.presented)
+          await trx.updateTable('refresh_tokens').set({ rotated_at: r.now }).where('token_hash', '=', r.hash(r.presented)).execute()
+          await trx
+            .insertInto('refresh_tokens')
+            .values({ token_hash: r.hash(next), family_id: family.id, created_at: r.now, idle_expires_at: r.now + r.idleMs, rotated_at: null })
+            .execute()
+          return { kind: 'issued', token: next, family, rotated: true }
+        }
+        case 'grace': {
+          // Walk the chain of successors (derivable from the presented token) to the current one.
+          let current = r.presented
+          for (let step = 0; step < 16; step++) {
+            const next = r.successor(current)
+            const nextRow = await readToken(r.hash(next))
+            if (nextRow === undefined) return revokeFamily(family) // inconsistent chain: fail closed
+            if (nextRow.rotated_at === null) return { kind: 'issued', token: next, family, rotated: false }
+            const d = r.decide({ rotatedAt: Number(nextRow.rotated_at), idleExpiresAt: Number(nextRow.idle_expires_at) }, family)
+            if (d.kind !== 'grace') return revokeFamily(family)
+            current = next
+          }
+          return revokeFamily(family)
+        }
+      }
+    })
   }
 
   async close(): Promise<void> {
@@ -187,7 +453,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code
     if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('SQLITE_IOERR'))) return true
-    if (/Connection terminated|timeout exceeded when trying to connect|Cannot use a pool after calling end/i.test(e.message)) return true
+    if (/Connection terminated|timeout exceeded when trying to connect|Cannot use a pool after calling end|driver has already been destroyed/i.test(e.message)) return true
   }
   return false
 }

@@ -7,6 +7,8 @@ export interface User {
   readonly passwordHash: string
   readonly createdAt: number
   readonly updatedAt: number
+  /** Seconds since the epoch: access tokens with an earlier `iat` are revoked. 0 = none. */
+  readonly tokensValidAfter: number
 }
 
 export interface NewUser {
@@ -31,6 +33,75 @@ export interface MigrationOutcome {
   readonly status: 'Success' | 'Error' | 'NotExecuted'
 }
 
+export interface OAuthClient {
+  readonly clientId: string
+  readonly name: string
+  /** SHA-256 (hex) of the secret. */
+  readonly secretHash: string
+  readonly scopes: readonly string[]
+  readonly grantTypes: readonly string[]
+  readonly createdAt: number
+}
+
+export interface RefreshFamily {
+  readonly id: string
+  readonly userId: number
+  readonly clientId: string | null
+  readonly scope: string | null
+  /** Seconds: when the password was presented. */
+  readonly authTime: number
+  readonly createdAt: number
+  readonly expiresAt: number
+  readonly revokedAt: number | null
+}
+
+export interface NewRefreshFamily {
+  readonly family: Omit<RefreshFamily, 'revokedAt'>
+  readonly tokenHash: string
+  readonly idleExpiresAt: number
+}
+
+export interface RefreshRowState {
+  readonly rotatedAt: number | null
+  readonly idleExpiresAt: number
+}
+
+export type RefreshDecision =
+  | { readonly kind: 'unknown' }
+  | { readonly kind: 'wrong_client' }
+  | { readonly kind: 'revoked' }
+  | { readonly kind: 'expired' }
+  | { readonly kind: 'rotate' }
+  | { readonly kind: 'grace' }
+  | { readonly kind: 'reuse' }
+
+export interface RefreshRotation {
+  /** The token the client presented (kept in memory only). */
+  readonly presented: string
+  readonly now: number
+  /** Idle lifetime given to a successor (ms). */
+  readonly idleMs: number
+  /** The policy (pure, in tokens/refresh.ts); the store only applies its decision. */
+  readonly decide: (row: RefreshRowState | undefined, family: RefreshFamily | undefined) => RefreshDecision
+  readonly hash: (token: string) => string
+  readonly successor: (token: string) => string
+}
+
+export type RefreshOutcome =
+  | { readonly kind: 'issued'; readonly token: string; readonly family: RefreshFamily; readonly rotated: boolean }
+  | { readonly kind: 'refused'; readonly reason: 'unknown' | 'wrong_client' | 'revoked' | 'expired' | 'reuse'; readonly family?: RefreshFamily }
+
+export interface RefreshLookup {
+  readonly family: RefreshFamily
+  readonly rotatedAt: number | null
+  readonly idleExpiresAt: number
+}
+
+export interface RevocationState {
+  readonly jtiRevoked: boolean
+  readonly familyRevoked: boolean
+}
+
 export type StoreDialect = 'sqlite' | 'postgres'
 
 export interface Store {
@@ -47,5 +118,33 @@ export interface Store {
   replacePasswordHash(id: number, expected: string, next: string, now: number): Promise<boolean>
   listSigningKeys(): Promise<readonly SigningKey[]>
   insertSigningKey(key: SigningKey): Promise<void>
+  /** Updates the times of an existing key (rotation). */
+  updateSigningKey(kid: string, times: { activatesAt?: number; retiresAt?: number | null }): Promise<void>
+  deleteSigningKey(kid: string): Promise<void>
+
+  /** Returns the secret called `name`, creating it with `create()` on first use (race-safe). */
+  serverSecret(name: string, create: () => string, now: number): Promise<string>
+
+  // ---- revocation ----
+  /** Denylists one access token by `jti` until its `exp` (ms). Idempotent. */
+  revokeJti(jti: string, subject: string, expiresAt: number, now: number): Promise<void>
+  revocationState(jti: string, familyId: string | undefined): Promise<RevocationState>
+  /** Revokes every token of the user issued before `validAfter` (seconds) and all refresh families. */
+  revokeAllForUser(userId: number, validAfter: number, now: number): Promise<void>
+  /** Drops denylist rows whose token has expired and refresh data past its end. Returns rows removed. */
+  purgeExpired(now: number): Promise<number>
+
+  // ---- OAuth clients ----
+  createClient(client: OAuthClient): Promise<void>
+  findClient(clientId: string): Promise<OAuthClient | undefined>
+  listClients(): Promise<readonly OAuthClient[]>
+  deleteClient(clientId: string): Promise<boolean>
+
+  // ---- refresh tokens ----
+  createRefreshFamily(input: NewRefreshFamily): Promise<void>
+  /** Applies `decideRefresh` to the presented token in one transaction (row locks on PostgreSQL). */
+  rotateRefreshToken(rotation: RefreshRotation): Promise<RefreshOutcome>
+  findRefreshToken(tokenHash: string): Promise<RefreshLookup | undefined>
+  revokeRefreshFamily(familyId: string, reason: string, now: number): Promise<void>
   close(): Promise<void>
 }

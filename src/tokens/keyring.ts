@@ -3,12 +3,12 @@
  * survive restarts. Generated on first start; there is no hard-coded secret (contract part 1).
  * One algorithm, pinned: ES256 (verify is cheaper than Ed25519 on our hardware, see performance notes).
  */
-import { randomUUID } from 'node:crypto'
-import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose'
+import { type CryptoKey, importJWK, type JWK } from 'jose'
 import type { Clock } from '../clock.ts'
 import type { SigningKey, Store } from '../store/store.ts'
+import { generateSigningKey, keyState, TOKEN_ALG } from './rotation.ts'
 
-export const TOKEN_ALG = 'ES256'
+export { TOKEN_ALG } from './rotation.ts'
 
 interface LoadedKey {
   readonly kid: string
@@ -21,17 +21,40 @@ interface LoadedKey {
 
 /** A reload on an unknown `kid` happens at most this often (an attacker can send random kids). */
 const RELOAD_INTERVAL_MS = 10_000
+/** Keys are re-read this often in the background, so a key staged elsewhere is seen before it signs. */
+const REFRESH_INTERVAL_MS = 60_000
 
 export class Keyring {
   readonly #store: Store
   readonly #clock: Clock
   #keys = new Map<string, LoadedKey>()
   #lastLoad = 0
+  /**
+   * When an unknown `kid` last caused a reload. Separate from `#lastLoad` so that init and background
+   * refreshes do not use up the budget: a key another instance inserted just after our init (two
+   * instances starting on a fresh database) is then found at the first token signed with it.
+   */
+  #lastKidReload = Number.NEGATIVE_INFINITY
   #loading: Promise<void> | undefined
 
-  constructor(store: Store, clock: Clock) {
+  readonly #verifyWindowMs: number
+
+  /** `verifyWindowMs`: how long a retired key still verifies (token TTL + leeway). */
+  constructor(store: Store, clock: Clock, verifyWindowMs: number) {
     this.#store = store
     this.#clock = clock
+    this.#verifyWindowMs = verifyWindowMs
+  }
+
+  #state(key: LoadedKey): ReturnType<typeof keyState> {
+    return keyState(key.record, this.#clock.now(), this.#verifyWindowMs)
+  }
+
+  /** Re-reads the keys in the background when the last read is older than the refresh interval. */
+  #refreshIfStale(): void {
+    if (this.#clock.now() - this.#lastLoad < REFRESH_INTERVAL_MS || this.#loading !== undefined) return
+    // A failed refresh keeps the keys we have; the next call tries again.
+    this.#load().catch(() => {})
   }
 
   /** Loads the keys, generating the first one when the database has none that can sign. */
@@ -45,11 +68,10 @@ export class Keyring {
 
   /** The newest active key: activated, not retired. */
   #current(): LoadedKey | undefined {
-    const now = this.#clock.now()
     let best: LoadedKey | undefined
     for (const key of this.#keys.values()) {
       const r = key.record
-      if (r.activatesAt > now || (r.retiresAt !== null && r.retiresAt <= now)) continue
+      if (this.#state(key) !== 'active') continue
       if (best === undefined || r.activatesAt > best.record.activatesAt || (r.activatesAt === best.record.activatesAt && r.kid < best.kid)) {
         best = key
       }
@@ -58,6 +80,7 @@ export class Keyring {
   }
 
   async signingKey(): Promise<{ kid: string; key: CryptoKey }> {
+    this.#refreshIfStale()
     let current = this.#current()
     if (current === undefined) {
       await this.init()
@@ -70,19 +93,23 @@ export class Keyring {
 
   /** The public key for `kid`; reloads from the database (rate-limited) when another instance added one. */
   async verificationKey(kid: string): Promise<CryptoKey | undefined> {
-    const found = this.#keys.get(kid)
-    if (found !== undefined) return found.publicKey
-    if (this.#clock.now() - this.#lastLoad >= RELOAD_INTERVAL_MS) {
+    this.#refreshIfStale()
+    let found = this.#keys.get(kid)
+    if (found === undefined && this.#clock.now() - this.#lastKidReload >= RELOAD_INTERVAL_MS) {
+      this.#lastKidReload = this.#clock.now()
       await this.#load()
-      return this.#keys.get(kid)?.publicKey
+      found = this.#keys.get(kid)
     }
-    return undefined
+    return found === undefined || this.#state(found) === 'expired' ? undefined : found.publicKey
   }
 
   /** RFC 7517 JWK Set of every key that may still verify a token. Public halves only. */
   jwks(): { keys: JWK[] } {
+    this.#refreshIfStale()
     return {
-      keys: [...this.#keys.values()].map((k) => ({ ...k.publicJwk, kid: k.kid, alg: k.record.alg, use: 'sig' })),
+      keys: [...this.#keys.values()]
+        .filter((k) => this.#state(k) !== 'expired')
+        .map((k) => ({ kty: k.publicJwk.kty, crv: k.publicJwk.crv, x: k.publicJwk.x, y: k.publicJwk.y, kid: k.kid, alg: k.record.alg, use: 'sig' })),
     }
   }
 
@@ -112,18 +139,7 @@ export class Keyring {
   }
 
   async #generate(): Promise<void> {
-    const { publicKey, privateKey } = await generateKeyPair(TOKEN_ALG, { extractable: true })
     const now = this.#clock.now()
-    const publicJwk = await exportJWK(publicKey)
-    const privateJwk = await exportJWK(privateKey)
-    await this.#store.insertSigningKey({
-      kid: randomUUID(),
-      alg: TOKEN_ALG,
-      publicJwk: JSON.stringify(publicJwk),
-      privateJwk: JSON.stringify(privateJwk),
-      createdAt: now,
-      activatesAt: now,
-      retiresAt: null,
-    })
+    await this.#store.insertSigningKey(await generateSigningKey(now, now))
   }
 }

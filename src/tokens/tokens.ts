@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto'
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose'
 import type { Clock } from '../clock.ts'
 import { RestAuthError } from '../errors.ts'
-import { ACCESS_TOKEN_TYP, type AccessClaims, buildAccessClaims, userIdFromSub } from './claims.ts'
+import { ACCESS_TOKEN_TYP, type AccessClaims, buildAccessClaims, type ClaimsInput, userIdFromSub } from './claims.ts'
 import { type Keyring, TOKEN_ALG } from './keyring.ts'
 
 export interface TokenSettings {
@@ -24,10 +24,11 @@ export interface IssuedToken {
   readonly claims: AccessClaims
 }
 
-export interface VerifiedToken {
-  readonly userId: number
-  readonly claims: AccessClaims
-}
+export type VerifiedToken =
+  | { readonly kind: 'user'; readonly userId: number; readonly claims: AccessClaims & { readonly auth_time: number } }
+  | { readonly kind: 'client'; readonly clientId: string; readonly claims: AccessClaims }
+
+export type IssueSpec = Omit<ClaimsInput, 'issuer' | 'audience' | 'now' | 'ttl' | 'jti'>
 
 export class TokenService {
   readonly #keyring: Keyring
@@ -40,27 +41,33 @@ export class TokenService {
     this.settings = settings
   }
 
-  async issue(userId: number, authTime: number): Promise<IssuedToken> {
-    const now = this.#clock.now()
+  /** A user token from a password or token authentication (REST-auth's `/api/token`). */
+  async issue(userId: number, authTime: number, minIat?: number): Promise<IssuedToken> {
+    return this.issueFor({ userId, authTime, renewalLimit: this.settings.renewalLimit, ...(minIat === undefined ? {} : { minIat }) })
+  }
+
+  async issueFor(spec: IssueSpec): Promise<IssuedToken> {
     const claims = buildAccessClaims({
+      ...spec,
       issuer: this.settings.issuer,
       audience: this.settings.audience,
-      userId,
-      now,
-      authTime,
+      now: this.#clock.now(),
       ttl: this.settings.ttl,
-      renewalLimit: this.settings.renewalLimit,
       jti: randomUUID(),
     })
     const { kid, key } = await this.#keyring.signingKey()
     const token = await new SignJWT({ ...claims })
       .setProtectedHeader({ alg: TOKEN_ALG, kid, typ: ACCESS_TOKEN_TYP })
       .sign(key)
-    return { token, expiresIn: claims.exp - claims.iat, claims }
+    return { token, expiresIn: claims.exp - Math.floor(this.#clock.now() / 1000), claims }
   }
 
-  /** Throws `token_expired` or `token_invalid` (never says more: RFC 6750 §3.1 invalid_token). */
-  async verify(token: string): Promise<VerifiedToken> {
+  /**
+   * Checks signature and claims; not revocation (that needs the store: see Authenticator).
+   * Throws `token_expired` or `token_invalid` (never says more: RFC 6750 §3.1 invalid_token).
+   * `ignoreExpiry` is for revocation and introspection of a token that may have just expired.
+   */
+  async verify(token: string, options: { ignoreExpiry?: boolean } = {}): Promise<VerifiedToken> {
     const keyring = this.#keyring
     const getKey = async (header: JWTHeaderParameters, _input: FlattenedJWSInput) => {
       if (typeof header.kid !== 'string') throw new joseErrors.JWKSNoMatchingKey()
@@ -68,23 +75,34 @@ export class TokenService {
       if (key === undefined) throw new joseErrors.JWKSNoMatchingKey()
       return key
     }
+    const now = this.#clock.now()
     try {
       const { payload } = await jwtVerify(token, getKey, {
         algorithms: [TOKEN_ALG],
         issuer: this.settings.issuer,
         audience: this.settings.audience,
         typ: ACCESS_TOKEN_TYP,
-        requiredClaims: ['exp', 'iat', 'sub', 'jti', 'auth_time'],
+        requiredClaims: ['exp', 'iat', 'sub', 'jti'],
         clockTolerance: this.settings.clockLeeway,
-        maxTokenAge: this.settings.ttl,
-        currentDate: new Date(this.#clock.now()),
+        // jose checks exp only against currentDate; to ignore expiry we move "now" back to iat.
+        ...(options.ignoreExpiry ? {} : { maxTokenAge: this.settings.ttl }),
+        currentDate: new Date(options.ignoreExpiry ? Math.min(now, iatOf(token) * 1000) : now),
       })
-      const userId = userIdFromSub(payload.sub)
-      const authTime = payload['auth_time']
-      if (userId === undefined || typeof authTime !== 'number' || !Number.isInteger(authTime) || typeof payload.jti !== 'string') {
-        throw new RestAuthError('token_invalid', undefined, { internal: 'claims of the wrong type' })
+      if (typeof payload.jti !== 'string' || typeof payload.sub !== 'string') throw invalid('claims of the wrong type')
+      for (const name of ['scope', 'client_id', 'sid'] as const) {
+        if (payload[name] !== undefined && typeof payload[name] !== 'string') throw invalid(`${name} is not a string`)
       }
-      return { userId, claims: payload as unknown as AccessClaims }
+      const claims = payload as unknown as AccessClaims
+      const userId = userIdFromSub(payload.sub)
+      if (userId !== undefined) {
+        const authTime = payload['auth_time']
+        if (typeof authTime !== 'number' || !Number.isInteger(authTime)) throw invalid('user token without auth_time')
+        return { kind: 'user', userId, claims: { ...claims, auth_time: authTime } }
+      }
+      if (typeof claims.client_id === 'string' && claims.client_id === payload.sub) {
+        return { kind: 'client', clientId: claims.client_id, claims }
+      }
+      throw invalid('subject is neither a user id nor the token\'s client')
     } catch (error) {
       if (error instanceof RestAuthError) throw error
       if (error instanceof joseErrors.JWTExpired) {
@@ -96,5 +114,19 @@ export class TokenService {
       // Anything else (a database failure while reloading keys) is not the client's fault.
       throw error
     }
+  }
+}
+
+function invalid(internal: string): RestAuthError {
+  return new RestAuthError('token_invalid', 'The token is not valid.', { internal })
+}
+
+/** The unverified `iat` of a compact JWS, or 0; only used to position the clock for `ignoreExpiry`. */
+function iatOf(token: string): number {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { iat?: unknown }
+    return typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat : 0
+  } catch {
+    return 0
   }
 }

@@ -11,7 +11,7 @@ import { buildApp, createLogger } from '../../src/http/app.ts'
 import type { Runtime } from '../../src/runtime.ts'
 import { createStore } from '../../src/store/kysely-store.ts'
 import type { Store } from '../../src/store/store.ts'
-import { freshDatabaseUrl, type StoreKind } from './stores.ts'
+import { freshDatabaseUrl, migrateForTest, type StoreKind } from './stores.ts'
 
 export const FAST_ARGON2 = { AUTH_ARGON2_MEMORY: '256', AUTH_ARGON2_ITERATIONS: '1' } as const
 
@@ -60,7 +60,12 @@ export async function startServer(t: TestContext, options: StartOptions = {}): P
     overrides: { PORT: '0', LOG_LEVEL: 'info', ...FAST_ARGON2, ...options.env, DATABASE_URL: databaseUrl },
   })
   const store = createStore(config.databaseUrl)
-  await store.migrate()
+  try {
+    await migrateForTest(store)
+  } catch (error) {
+    await store.close()
+    throw error
+  }
   const chunks: string[] = []
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {

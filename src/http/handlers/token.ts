@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Runtime } from '../../runtime.ts'
-import { principalOf } from '../plugins/authenticate.ts'
+import { RestAuthError } from '../../errors.ts'
+import { principalOf, userPrincipalOf } from '../plugins/authenticate.ts'
 
 /** RFC 6749 §5.1: responses that carry a token are not cached. */
 export function noStore(reply: FastifyReply): FastifyReply {
@@ -10,8 +11,8 @@ export function noStore(reply: FastifyReply): FastifyReply {
 /** REST-auth's `GET /api/token`. A token renewed by a token keeps its `auth_time`. */
 export function tokenHandler(rt: Runtime) {
   return async function getToken(request: FastifyRequest, reply: FastifyReply) {
-    const principal = principalOf(request)
-    const issued = await rt.tokens.issue(principal.user.id, principal.authTime)
+    const principal = userPrincipalOf(request)
+    const issued = await rt.tokens.issue(principal.user.id, principal.authTime, principal.user.tokensValidAfter)
     noStore(reply)
     return { token: issued.token, duration: issued.expiresIn }
   }
@@ -19,6 +20,34 @@ export function tokenHandler(rt: Runtime) {
 
 export function resourceHandler() {
   return async function getResource(request: FastifyRequest) {
-    return { data: `Hello, ${principalOf(request).user.username}!` }
+    return { data: `Hello, ${userPrincipalOf(request).user.username}!` }
+  }
+}
+
+/**
+ * `DELETE /api/token`: log out the presented token (by `jti`, never by its bytes) and, when it came
+ * from a refresh grant, its refresh-token family.
+ */
+export function revokeTokenHandler(rt: Runtime) {
+  return async function revokeToken(request: FastifyRequest, reply: FastifyReply) {
+    const principal = principalOf(request)
+    if (principal.method === 'password') {
+      throw new RestAuthError('invalid_request', 'Present the token to revoke (Bearer, or as the Basic username).')
+    }
+    const c = principal.claims
+    await rt.store.revokeJti(c.jti, c.sub, c.exp * 1000, rt.clock.now())
+    if (c.sid !== undefined) await rt.store.revokeRefreshFamily(c.sid, 'logout', rt.clock.now())
+    request.log.info({ sub: c.sub }, 'token revoked')
+    return reply.code(204).send()
+  }
+}
+
+/** `DELETE /api/tokens`: log out everywhere: every token of the user issued so far. */
+export function revokeAllHandler(rt: Runtime) {
+  return async function revokeAllTokens(request: FastifyRequest, reply: FastifyReply) {
+    const { user } = userPrincipalOf(request)
+    await rt.oauth.revokeAllForUser(user.id)
+    request.log.info({ userId: user.id }, 'all tokens of user revoked')
+    return reply.code(204).send()
   }
 }

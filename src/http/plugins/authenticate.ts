@@ -3,7 +3,7 @@
  * failure answers with the challenge of the scheme the client used (RFC 7617 §2 / RFC 6750 §3).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { type Authenticator, type Principal, presentedScheme } from '../../auth/authenticate.ts'
+import { type Authenticator, type Principal, presentedScheme, type UserPrincipal } from '../../auth/authenticate.ts'
 import { BASIC_CHALLENGE, bearerChallenge } from '../../auth/authorization.ts'
 import { RestAuthError } from '../../errors.ts'
 import { classify, sendProblem } from '../problem.ts'
@@ -29,14 +29,30 @@ export function challengeFor(scheme: ReturnType<typeof presentedScheme>, error: 
   return bearerChallenge({ error: 'invalid_token', description: error.message })
 }
 
-export function authenticate(authenticator: Authenticator) {
+export interface AuthenticateOptions {
+  /** The route speaks for a user: a service client's own token gets 403 insufficient_scope. */
+  readonly user?: boolean
+}
+
+/** RFC 6750 §3.1: a valid token that may not do this gets 403 and error="insufficient_scope". */
+export function insufficientScope(detail: string, scope?: string): RestAuthError {
+  return new RestAuthError('insufficient_scope', detail, {
+    headers: { 'WWW-Authenticate': bearerChallenge({ error: 'insufficient_scope', description: detail, ...(scope ? { scope } : {}) }) },
+  })
+}
+
+export function authenticate(authenticator: Authenticator, options: AuthenticateOptions = {}) {
   return async function authenticateRequest(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const header = request.headers.authorization
     try {
       if (countAuthorization(request.raw.rawHeaders) > 1) {
         throw new RestAuthError('duplicate_authorization', 'Send exactly one Authorization header.')
       }
-      request.principal = await authenticator.authenticate(header)
+      const principal = await authenticator.authenticate(header)
+      if (options.user === true && principal.method === 'client_token') {
+        throw insufficientScope('This route needs the token of a user, not of a service client.')
+      }
+      request.principal = principal
     } catch (thrown) {
       const error = classify(thrown)
       if (error.status >= 500) throw thrown // the error handler logs and answers
@@ -51,4 +67,11 @@ export function authenticate(authenticator: Authenticator) {
 export function principalOf(request: FastifyRequest): Principal {
   if (request.principal === undefined) throw new TypeError('route is missing the authenticate step')
   return request.principal
+}
+
+/** The user principal of a route authenticated with `{ user: true }`. */
+export function userPrincipalOf(request: FastifyRequest): UserPrincipal {
+  const principal = principalOf(request)
+  if (principal.method === 'client_token') throw new TypeError('route is missing the { user: true } option')
+  return principal
 }

@@ -25,8 +25,12 @@ const INT8_OID = 20
 
 export interface PostgresDb {
   readonly db: Kysely<Database>
-  /** Creates the schema when one is named (before migrations). */
-  prepare(): Promise<void>
+  /**
+   * Creates the schema when one is named (before migrations) and returns the schema our tables live in,
+   * so the migrator looks for its own tables there and not in whatever schema happens to hold a table of
+   * that name (Kysely's introspection spans every schema of the database).
+   */
+  prepare(): Promise<string | undefined>
 }
 
 export function createPostgresDb(databaseUrl: string, poolSize = 10): PostgresDb {
@@ -50,7 +54,12 @@ export function createPostgresDb(databaseUrl: string, poolSize = 10): PostgresDb
   return {
     db,
     async prepare() {
-      if (schema !== undefined) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db)
+      if (schema !== undefined) {
+        await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db)
+        return schema
+      }
+      const { rows } = await sql<{ schema: string | null }>`SELECT current_schema() AS schema`.execute(db)
+      return rows[0]?.schema ?? undefined
     },
   }
 }
