@@ -9,7 +9,7 @@ import { parseAuthorization } from '../auth/authorization.ts'
 import type { Clock } from '../clock.ts'
 import { RestAuthError } from '../errors.ts'
 import type { OAuthClient, RefreshFamily, Store, User } from '../store/store.ts'
-import { scopesOf } from '../tokens/claims.ts'
+import { type AccessClaims, scopesOf } from '../tokens/claims.ts'
 import {
   decideRefresh,
   deriveSuccessor,
@@ -199,6 +199,13 @@ export class OAuthService {
     const now = this.#deps.clock.now()
     const policy = this.#deps.settings.refresh
     const clientId = client?.clientId ?? null
+    const requested = parseScope(form['scope'])
+    // Checked before the rotation too, so a refused request does not use up the token (the client
+    // would otherwise lose its session at the next try, as reuse).
+    if (requested.length > 0) {
+      const found = await this.#deps.store.findRefreshToken(hashRefreshToken(presented))
+      if (found !== undefined && found.family.clientId === clientId) assertNarrowerScope(requested, found.family.scope)
+    }
     const outcome = await this.#deps.store.rotateRefreshToken({
       presented,
       now,
@@ -218,13 +225,8 @@ export class OAuthService {
     const family = outcome.family
     const user = await this.#deps.store.findUserById(family.userId)
     if (user === undefined) throw invalidGrant('user gone')
-    const familyScope = family.scope === null ? [] : family.scope.split(' ')
-    const requested = parseScope(form['scope'])
-    // RFC 6749 §6: a narrower scope may be requested, never a wider one.
-    if (requested.some((s) => !familyScope.includes(s))) {
-      throw new RestAuthError('invalid_scope', 'A refresh cannot widen the scope of the original grant.')
-    }
-    const scope = requested.length > 0 ? requested : familyScope
+    assertNarrowerScope(requested, family.scope)
+    const scope = requested.length > 0 ? requested : family.scope === null ? [] : family.scope.split(' ')
     return this.#grantResponse(user, family, scope, outcome.token)
   }
 
@@ -235,7 +237,17 @@ export class OAuthService {
     scope: readonly string[],
     refreshToken: string,
   ): Promise<TokenResponse> {
-    return this.#grantResponse(user, family, scope, refreshToken)
+    const access = await this.#deps.tokens.issueFor({
+      userId: user.id,
+      authTime: family.authTime,
+      ...(family.clientId === null ? {} : { clientId: family.clientId }),
+      scope,
+      sid: family.id,
+      notAfter: Math.floor(family.expiresAt / 1000),
+      // not born revoked by a revoke-all in this same second (see revokeAllForUser)
+      minIat: user.tokensValidAfter,
+    })
+    return tokenResponse(access.token, access.expiresIn, refreshToken, scope)
   }
 
   /** RFC 6749 §4.4: a service client's own token; no refresh token (§4.4.3). */
@@ -276,9 +288,14 @@ export class OAuthService {
     await this.revokeAccessToken(verified)
   }
 
-  async revokeAccessToken(verified: VerifiedToken): Promise<void> {
-    const c = verified.claims
-    await this.#deps.store.revokeJti(c.jti, c.sub, c.exp * 1000, this.#deps.clock.now())
+  /**
+   * Denylists the token by `jti`. The row is kept until the token can no longer verify: `exp` plus the
+   * clock leeway, since verification accepts it that long past `exp` (a purge at `exp` would revive it).
+   */
+  async revokeAccessToken(token: { readonly claims: AccessClaims }): Promise<void> {
+    const c = token.claims
+    const keepUntil = (c.exp + this.#deps.tokens.settings.clockLeeway) * 1000
+    await this.#deps.store.revokeJti(c.jti, c.sub, keepUntil, this.#deps.clock.now())
   }
 
   /** Logs the user out everywhere: every access token issued until now and every refresh family. */
@@ -348,6 +365,14 @@ export class OAuthService {
 
 function invalidGrant(internal?: string): RestAuthError {
   return new RestAuthError('invalid_grant', 'The refresh token is invalid, expired or revoked.', internal === undefined ? {} : { internal })
+}
+
+/** RFC 6749 §6: a refresh may ask for a narrower scope than the original grant, never a wider one. */
+function assertNarrowerScope(requested: readonly string[], granted: string | null): void {
+  const familyScope = granted === null ? [] : granted.split(' ')
+  if (requested.some((s) => !familyScope.includes(s))) {
+    throw new RestAuthError('invalid_scope', 'A refresh cannot widen the scope of the original grant.')
+  }
 }
 
 function reject(): never {

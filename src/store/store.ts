@@ -126,7 +126,7 @@ export interface Store {
   serverSecret(name: string, create: () => string, now: number): Promise<string>
 
   // ---- revocation ----
-  /** Denylists one access token by `jti` until its `exp` (ms). Idempotent. */
+  /** Denylists one access token by `jti` until `expiresAt` (ms: its `exp` plus the clock leeway). Idempotent. */
   revokeJti(jti: string, subject: string, expiresAt: number, now: number): Promise<void>
   revocationState(jti: string, familyId: string | undefined): Promise<RevocationState>
   /** Revokes every token of the user issued before `validAfter` (seconds) and all refresh families. */

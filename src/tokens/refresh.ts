@@ -63,5 +63,6 @@ export function decideRefresh(
   if (family.revokedAt !== null) return { kind: 'revoked' }
   if (now >= family.expiresAt) return { kind: 'expired' }
   if (row.rotatedAt === null) return now >= row.idleExpiresAt ? { kind: 'expired' } : { kind: 'rotate' }
-  return now - row.rotatedAt <= policy.graceMs ? { kind: 'grace' } : { kind: 'reuse' }
+  // graceMs 0 turns the window off: even a reuse in the same millisecond is reuse.
+  return policy.graceMs > 0 && now - row.rotatedAt <= policy.graceMs ? { kind: 'grace' } : { kind: 'reuse' }
 }

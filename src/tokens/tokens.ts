@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto'
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose'
 import type { Clock } from '../clock.ts'
 import { RestAuthError } from '../errors.ts'
-import { ACCESS_TOKEN_TYP, type AccessClaims, buildAccessClaims, type ClaimsInput, userIdFromSub } from './claims.ts'
+import { ACCESS_TOKEN_TYP, type AccessClaims, buildAccessClaims, type ClaimsInput, scopesOf, userIdFromSub } from './claims.ts'
 import { type Keyring, TOKEN_ALG } from './keyring.ts'
 
 export interface TokenSettings {
@@ -41,9 +41,21 @@ export class TokenService {
     this.settings = settings
   }
 
-  /** A user token from a password or token authentication (REST-auth's `/api/token`). */
-  async issue(userId: number, authTime: number, minIat?: number): Promise<IssuedToken> {
-    return this.issueFor({ userId, authTime, renewalLimit: this.settings.renewalLimit, ...(minIat === undefined ? {} : { minIat }) })
+  /**
+   * A user token from a password or token authentication (REST-auth's `/api/token`). `renewing`: the
+   * claims of the token being renewed; the renewal keeps its client, scope and refresh family (`sid`),
+   * so it is never wider than that token and is revoked with its family.
+   */
+  async issue(userId: number, authTime: number, minIat?: number, renewing?: AccessClaims): Promise<IssuedToken> {
+    return this.issueFor({
+      userId,
+      authTime,
+      renewalLimit: this.settings.renewalLimit,
+      ...(minIat === undefined ? {} : { minIat }),
+      ...(renewing?.client_id === undefined ? {} : { clientId: renewing.client_id }),
+      ...(renewing?.scope === undefined ? {} : { scope: scopesOf(renewing) }),
+      ...(renewing?.sid === undefined ? {} : { sid: renewing.sid }),
+    })
   }
 
   async issueFor(spec: IssueSpec): Promise<IssuedToken> {

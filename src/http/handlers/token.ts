@@ -8,11 +8,14 @@ export function noStore(reply: FastifyReply): FastifyReply {
   return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache')
 }
 
-/** REST-auth's `GET /api/token`. A token renewed by a token keeps its `auth_time`. */
+/** REST-auth's `GET /api/token`. A token renewed by a token keeps its `auth_time`, client, scope and refresh family. */
 export function tokenHandler(rt: Runtime) {
   return async function getToken(request: FastifyRequest, reply: FastifyReply) {
     const principal = userPrincipalOf(request)
-    const issued = await rt.tokens.issue(principal.user.id, principal.authTime, principal.user.tokensValidAfter)
+    // A renewal keeps the client, scope and refresh family of the token it renews (never wider, and
+    // revoked with that family).
+    const renewing = principal.method === 'token' ? principal.claims : undefined
+    const issued = await rt.tokens.issue(principal.user.id, principal.authTime, principal.user.tokensValidAfter, renewing)
     noStore(reply)
     return { token: issued.token, duration: issued.expiresIn }
   }
@@ -35,7 +38,7 @@ export function revokeTokenHandler(rt: Runtime) {
       throw new RestAuthError('invalid_request', 'Present the token to revoke (Bearer, or as the Basic username).')
     }
     const c = principal.claims
-    await rt.store.revokeJti(c.jti, c.sub, c.exp * 1000, rt.clock.now())
+    await rt.oauth.revokeAccessToken(principal)
     if (c.sid !== undefined) await rt.store.revokeRefreshFamily(c.sid, 'logout', rt.clock.now())
     request.log.info({ sub: c.sub }, 'token revoked')
     return reply.code(204).send()
