@@ -7,7 +7,7 @@
  * `docs/errors.md` is generated from this table and checked against it by a test.
  */
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 413 | 415 | 429 | 431 | 500 | 503
+export type ErrorStatus = 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 429 | 431 | 500 | 503
 
 interface CatalogueEntry {
   readonly status: ErrorStatus
@@ -94,8 +94,56 @@ export const ERROR_CATALOGUE = {
   registration_closed: {
     status: 403,
     title: 'Registration closed',
-    meaning: 'This server does not accept self-registration (`AUTH_REGISTRATION=closed`).',
-    fix: 'Ask an administrator to create the account.',
+    meaning: 'This server does not accept self-registration (`AUTH_REGISTRATION=closed`) and the request carried no invite code.',
+    fix: 'Ask an administrator to create the account, or for an invite code (send it as `invite`).',
+  },
+  username_not_allowed: {
+    status: 400,
+    title: 'Username not allowed',
+    meaning: 'The username does not match any pattern of `AUTH_USERNAME_ALLOW` (for example, an e-mail domain this server accepts).',
+    fix: 'Register with a username that matches one of the patterns named in `detail`.',
+  },
+  invite_invalid: {
+    status: 400,
+    title: 'Invalid invite',
+    meaning: 'The invite code is unknown, expired, revoked or already used, or it was issued for another username.',
+    fix: 'Ask an administrator for a new invite code.',
+  },
+  invite_not_found: {
+    status: 404,
+    title: 'Invite not found',
+    meaning: 'No unused, unrevoked invite has this id.',
+    fix: 'List the invites to find the id.',
+  },
+  account_pending: {
+    status: 403,
+    title: 'Account pending approval',
+    meaning: 'The password is right, but the account waits for an administrator to approve it (`AUTH_REGISTRATION=approval`).',
+    fix: 'Wait for the approval, or ask an administrator.',
+  },
+  account_disabled: {
+    status: 403,
+    title: 'Account disabled',
+    meaning: 'The password is right, but an administrator disabled the account.',
+    fix: 'Ask an administrator to enable it.',
+  },
+  role_required: {
+    status: 403,
+    title: 'Role required',
+    meaning: 'The caller is authenticated but lacks the role this route needs (for example `admin`).',
+    fix: 'Ask an administrator for the role named in `detail`.',
+  },
+  current_password_incorrect: {
+    status: 400,
+    title: 'Current password incorrect',
+    meaning: 'Changing the password or deleting the account needs the current password, and the one sent is wrong.',
+    fix: 'Send the current password in `current_password` (or `password` to delete the account).',
+  },
+  last_admin: {
+    status: 409,
+    title: 'Last administrator',
+    meaning: 'The change would leave no active user with the `admin` role.',
+    fix: 'Give another user the `admin` role first.',
   },
   authentication_required: {
     status: 401,

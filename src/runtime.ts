@@ -9,6 +9,9 @@ import { Keyring } from './tokens/keyring.ts'
 import { TokenService } from './tokens/tokens.ts'
 import type { RegistrationDeps } from './users/register.ts'
 import { OAuthService } from './oauth/service.ts'
+import { AuditLog } from './audit/audit.ts'
+import { AccountService } from './users/accounts.ts'
+import { compileAllowList } from './users/username-allow.ts'
 
 export interface Runtime {
   readonly config: Config
@@ -20,11 +23,15 @@ export interface Runtime {
   readonly authenticator: Authenticator
   readonly registration: RegistrationDeps
   readonly oauth: OAuthService
+  readonly audit: AuditLog
+  readonly accounts: AccountService
   init(): Promise<void>
 }
 
 export interface RuntimeOptions {
   readonly onRehash?: (userId: number, outcome: 'upgraded' | 'failed', error?: unknown) => void
+  /** A failed audit write (the action itself went through). */
+  readonly onAuditError?: (error: unknown, event: string) => void
 }
 
 export function createRuntime(config: Config, store: Store, clock: Clock, options: RuntimeOptions = {}): Runtime {
@@ -42,7 +49,9 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
     clockLeeway: config.clockLeeway,
   })
   const authenticator = new Authenticator({ store, hasher, tokens, clock, ...(options.onRehash ? { onRehash: options.onRehash } : {}) })
+  const audit = new AuditLog(store, clock, options.onAuditError)
   const oauth = new OAuthService({
+    audit,
     store,
     tokens,
     authenticator,
@@ -56,16 +65,28 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
       },
     },
   })
+  const accounts = new AccountService({ store, hasher, clock, audit, passwordPolicy: config.passwordPolicy, inviteTtl: config.inviteTtl })
   return {
     config,
     oauth,
+    audit,
+    accounts,
     store,
     clock,
     hasher,
     keyring,
     tokens,
     authenticator,
-    registration: { store, hasher, clock, passwordPolicy: config.passwordPolicy, registration: config.registration },
+    registration: {
+      store,
+      hasher,
+      clock,
+      audit,
+      passwordPolicy: config.passwordPolicy,
+      registration: config.registration,
+      usernameAllowed: compileAllowList(config.usernameAllow),
+      usernamePatterns: config.usernameAllow,
+    },
     async init() {
       await Promise.all([keyring.init(), hasher.init(), oauth.init()])
     },

@@ -80,7 +80,9 @@ export class Authenticator {
     if (state.jtiRevoked || state.familyRevoked) throw revoked()
     if (verified.kind === 'client') return { method: 'client_token', client: subject as OAuthClient, claims }
     const user = subject as User
-    if (claims.iat < user.tokensValidAfter) throw revoked()
+    // A disabled user's tokens were revoked when it was disabled; the status check keeps them dead
+    // even for a token issued in the same second.
+    if (claims.iat < user.tokensValidAfter || user.status !== 'active') throw revoked()
     return { method: 'token', user, authTime: verified.claims.auth_time, claims }
   }
 
@@ -95,6 +97,9 @@ export class Authenticator {
     const user = plausible ? await store.findUserByCanonicalName(canonical) : undefined
     const ok = user === undefined ? await hasher.verifyDummy(password) : await hasher.verify(user.passwordHash, password)
     if (!ok || user === undefined) throw new RestAuthError('invalid_credentials', 'The username or password is incorrect.')
+    // Only once the password is proven does the caller learn the account's state.
+    if (user.status === 'pending') throw new RestAuthError('account_pending', 'This account waits for an administrator to approve it.')
+    if (user.status === 'disabled') throw new RestAuthError('account_disabled', 'This account has been disabled by an administrator.')
     if (hasher.needsRehash(user.passwordHash)) await this.#upgradeHash(user, password)
     return { method: 'password', user, authTime: Math.floor(clock.now() / 1000) }
   }

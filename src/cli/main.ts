@@ -2,6 +2,7 @@
 /** `npx rest-auth <command>`. Exit codes: 0 ok, 1 failure, 2 usage or configuration error. */
 import { ConfigError } from '../config/schema.ts'
 import { parseCli, usage } from './args.ts'
+import { auditCommand, inviteCommand, userCommand } from './commands/accounts.ts'
 import { clientCommand } from './commands/client.ts'
 import { keysCommand } from './commands/keys.ts'
 import { migrateCommand } from './commands/migrate.ts'
@@ -32,6 +33,12 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
       return keysCommand(cli.positionals[0], cli.overrides, { ...cli.options, json: cli.json }, io)
     case 'client':
       return clientCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
+    case 'user':
+      return userCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
+    case 'invite':
+      return inviteCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
+    case 'audit':
+      return auditCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
     default:
       io.err(`rest-auth: unknown command "${cli.command}"`)
       io.err(usage())

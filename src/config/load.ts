@@ -34,6 +34,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   }
   values.tokenAudience ??= values.publicUrl
   values.trustProxy ??= []
+  values.usernameAllow ??= []
   values.production ??= false
   const config = values as Config // every key was set above or by its default
 

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net'
 import { PASSWORD_POLICIES, type PasswordPolicyName } from '../passwords/policy.ts'
 
-export type RegistrationPolicy = 'open' | 'closed'
+export type RegistrationPolicy = 'open' | 'approval' | 'closed'
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
 export interface Config {
@@ -36,6 +36,9 @@ export interface Config {
   readonly refreshIdleTtl: number
   readonly refreshGrace: number
   readonly jwksMaxAge: number
+  readonly usernameAllow: readonly string[]
+  readonly inviteTtl: number
+  readonly auditRetentionDays: number
 }
 
 export class ConfigError extends Error {
@@ -153,6 +156,21 @@ const trustProxy: Parser<readonly string[]> = (raw, key) => {
   return items
 }
 
+/** `AUTH_USERNAME_ALLOW`: comma-separated glob patterns (`*`, `?`); validated here, compiled in users/. */
+const usernamePatterns: Parser<readonly string[]> = (raw, key) => {
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+  if (items.length === 0) throw new ConfigError(key, 'must list at least one pattern, e.g. *@example.com')
+  for (const item of items) {
+    if (/[\s:]/u.test(item) || /\p{Cc}/u.test(item)) {
+      throw new ConfigError(key, `"${item}" cannot match a username (no spaces, ':' or control characters)`)
+    }
+  }
+  return items
+}
+
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 /** The table. Order is the order of the docs. */
@@ -221,8 +239,29 @@ export const SETTINGS: readonly Setting[] = [
     key: 'registration',
     env: 'AUTH_REGISTRATION',
     default: 'open',
-    doc: '`open` (anyone may register, as REST-auth) or `closed` (`POST /api/users` answers 403 `registration_closed`).',
-    parse: oneOf<RegistrationPolicy>(['open', 'closed']),
+    doc: '`open` (anyone may register, as REST-auth), `approval` (new users are created `pending` and cannot get tokens until an admin approves them) or `closed` (only admins create users, or a user registers with an invite code an admin issued; otherwise 403 `registration_closed`). An invite works under every policy and skips approval.',
+    parse: oneOf<RegistrationPolicy>(['open', 'approval', 'closed']),
+  },
+  {
+    key: 'usernameAllow',
+    env: 'AUTH_USERNAME_ALLOW',
+    default: undefined,
+    doc: 'Comma-separated patterns that self-registered usernames must match (compared case-insensitively; `*` any run of characters, `?` one), e.g. `*@example.com,*@example.org`. Unset: every valid username. Admins and the CLI may create users outside the list.',
+    parse: usernamePatterns,
+  },
+  {
+    key: 'inviteTtl',
+    env: 'AUTH_INVITE_TTL',
+    default: '604800',
+    doc: 'Default lifetime of an invite code in seconds (7 days); `invite create --expires-in` and the admin API can set another.',
+    parse: intIn(60, 365 * 86_400),
+  },
+  {
+    key: 'auditRetentionDays',
+    env: 'AUTH_AUDIT_RETENTION',
+    default: '90',
+    doc: 'Days the audit log keeps an entry; older entries are purged. `0` keeps them forever.',
+    parse: intIn(0, 36_500),
   },
   {
     key: 'rateLimits',

@@ -67,6 +67,7 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
       outcome === 'upgraded'
         ? logger.info({ userId }, 'password hash upgraded to current parameters')
         : logger.warn({ userId, err: error }, 'password hash upgrade failed'),
+    onAuditError: (error, event) => logger.error({ err: error, event }, 'audit log write failed'),
   })
   await runtime.init()
 
@@ -134,7 +135,7 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
 
   // Denylist rows outlive their token by nothing: drop them (and ended refresh families) regularly.
   const purge = () =>
-    store.purgeExpired(clock.now()).then(
+    store.purgeExpired(clock.now(), config.auditRetentionDays === 0 ? undefined : clock.now() - config.auditRetentionDays * 86_400_000).then(
       (removed) => removed > 0 && logger.debug({ removed }, 'expired revocation and refresh rows purged'),
       (error: unknown) => logger.warn({ err: error }, 'purge of expired revocation rows failed'),
     )

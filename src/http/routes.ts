@@ -7,6 +7,11 @@ import { getUserHandler, registerHandler } from './handlers/users.ts'
 import { registerOAuthRoutes } from './handlers/oauth.ts'
 import { resourceHandler, revokeAllHandler, revokeTokenHandler, tokenHandler } from './handlers/token.ts'
 import { authenticate } from './plugins/authenticate.ts'
+import { requireRoles } from './plugins/authorize.ts'
+import { requireAll, ADMIN_ROLE } from '../auth/roles.ts'
+import { changePasswordHandler, deleteMeHandler, meHandler } from './handlers/account.ts'
+import { adminHandlers } from './handlers/admin.ts'
+import * as s from './account-schemas.ts'
 import {
   getUserSchema,
   healthSchema,
@@ -19,8 +24,9 @@ import {
 } from './schemas.ts'
 
 export function registerRoutes(app: FastifyInstance, rt: Runtime): void {
-  const authenticated = authenticate(rt.authenticator)
-  const authenticatedUser = authenticate(rt.authenticator, { user: true })
+  const authenticated = authenticate(rt.authenticator, { audit: rt.audit })
+  const authenticatedUser = authenticate(rt.authenticator, { user: true, audit: rt.audit })
+  const admin = [authenticatedUser, requireRoles(requireAll(ADMIN_ROLE))]
 
   // REST-auth's four endpoints (contract part 1)
   app.post('/api/users', { schema: registerSchema }, registerHandler(rt))
@@ -31,6 +37,28 @@ export function registerRoutes(app: FastifyInstance, rt: Runtime): void {
   // Logout (token lifecycle)
   app.delete('/api/token', { schema: revokeTokenSchema, preHandler: [authenticated] }, revokeTokenHandler(rt))
   app.delete('/api/tokens', { schema: revokeAllSchema, preHandler: [authenticatedUser] }, revokeAllHandler(rt))
+
+  // Self-service (a static path wins over /api/users/:id)
+  app.get('/api/users/me', { schema: s.meSchema, preHandler: [authenticatedUser] }, meHandler())
+  app.put('/api/users/me/password', { schema: s.changePasswordSchema, preHandler: [authenticatedUser] }, changePasswordHandler(rt))
+  app.delete('/api/users/me', { schema: s.deleteMeSchema, preHandler: [authenticatedUser] }, deleteMeHandler(rt))
+
+  // Admin API: role admin
+  const a = adminHandlers(rt)
+  app.get('/api/admin/users', { schema: s.listUsersSchema, preHandler: admin }, a.listUsers)
+  app.post('/api/admin/users', { schema: s.createUserSchema, preHandler: admin }, a.createUser)
+  app.get('/api/admin/users/:id', { schema: s.getAccountSchema, preHandler: admin }, a.getUser)
+  app.delete('/api/admin/users/:id', { schema: s.deleteUserSchema, preHandler: admin }, a.deleteUser)
+  app.post('/api/admin/users/:id/approve', { schema: s.approveSchema, preHandler: admin }, a.approve)
+  app.post('/api/admin/users/:id/disable', { schema: s.disableSchema, preHandler: admin }, a.disable)
+  app.post('/api/admin/users/:id/enable', { schema: s.enableSchema, preHandler: admin }, a.enable)
+  app.put('/api/admin/users/:id/roles', { schema: s.setRolesSchema, preHandler: admin }, a.setRoles)
+  app.put('/api/admin/users/:id/password', { schema: s.setPasswordSchema, preHandler: admin }, a.setPassword)
+  app.post('/api/admin/users/:id/revoke-tokens', { schema: s.revokeUserTokensSchema, preHandler: admin }, a.revokeTokens)
+  app.get('/api/admin/invites', { schema: s.listInvitesSchema, preHandler: admin }, a.listInvites)
+  app.post('/api/admin/invites', { schema: s.createInviteSchema, preHandler: admin }, a.createInvite)
+  app.delete('/api/admin/invites/:id', { schema: s.revokeInviteSchema, preHandler: admin }, a.revokeInvite)
+  app.get('/api/admin/audit', { schema: s.auditSchema, preHandler: admin }, a.audit)
 
   // OAuth 2: token, revoke, introspect, metadata, JWKS
   registerOAuthRoutes(app, rt)

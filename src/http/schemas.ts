@@ -16,7 +16,7 @@ export const problemSchema = {
   additionalProperties: true,
 } as const
 
-const problemRef = { $ref: 'Problem#' } as const
+export const problemRef = { $ref: 'Problem#' } as const
 
 export const userSchema = {
   type: 'object',
@@ -38,10 +38,19 @@ export const registerSchema = {
     properties: {
       username: { type: 'string', description: '1 to 32 characters: letters, digits, `.`, `_`, `-`, `@`, `+`.' },
       password: { type: 'string', description: 'Checked against `AUTH_PASSWORD_POLICY`; at most 1024 bytes.' },
+      invite: {
+        type: 'string',
+        description: 'An invite code from an administrator: needed under `AUTH_REGISTRATION=closed`; skips approval and may grant roles.',
+      },
     },
   },
   response: {
-    201: { description: 'Created; `Location` is the user URL.', ...userSchema },
+    201: {
+      description: 'Created; `Location` is the user URL. `status: "pending"` is added when the account waits for approval (`AUTH_REGISTRATION=approval`).',
+      type: 'object',
+      properties: { ...userSchema.properties, status: { type: 'string', enum: ['pending'] } },
+      required: ['id', 'username'],
+    },
     400: problemRef,
     403: problemRef,
     413: problemRef,
@@ -57,8 +66,8 @@ export const getUserSchema = {
   response: { 200: userSchema, 404: problemRef },
 } as const
 
-const authResponses = { 400: problemRef, 401: problemRef, 431: problemRef, 503: problemRef } as const
-const security: Array<Record<string, string[]>> = [{ basicAuth: [] }, { bearerAuth: [] }]
+export const authResponses = { 400: problemRef, 401: problemRef, 431: problemRef, 503: problemRef } as const
+export const security: Array<Record<string, string[]>> = [{ basicAuth: [] }, { bearerAuth: [] }]
 
 export const tokenSchema = {
   tags: ['REST-auth'],

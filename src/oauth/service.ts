@@ -21,6 +21,7 @@ import {
 import type { TokenService, VerifiedToken } from '../tokens/tokens.ts'
 import { clientSecretMatches, grantScopes, parseScope } from './clients.ts'
 import type { FormBody } from './form.ts'
+import { anonymous, type AuditLog } from '../audit/audit.ts'
 
 export interface OAuthSettings {
   readonly passwordGrant: boolean
@@ -33,6 +34,7 @@ export interface OAuthDeps {
   readonly authenticator: Authenticator
   readonly clock: Clock
   readonly settings: OAuthSettings
+  readonly audit?: AuditLog
 }
 
 /** RFC 6749 §5.1. */
@@ -130,7 +132,8 @@ export class OAuthService {
     return client
   }
 
-  async token(header: string | undefined, form: FormBody): Promise<TokenResponse> {
+  /** `ip`: the caller's address, for the audit log. */
+  async token(header: string | undefined, form: FormBody, ip: string | null = null): Promise<TokenResponse> {
     const grantType = required(form, 'grant_type')
     const client = await this.authenticateClient(header, form)
     switch (grantType) {
@@ -138,7 +141,7 @@ export class OAuthService {
         if (!this.#deps.settings.passwordGrant) {
           throw new RestAuthError('unsupported_grant_type', 'The password grant is switched off on this server.')
         }
-        return this.#passwordGrant(client, form)
+        return this.#passwordGrant(client, form, ip)
       case 'refresh_token':
         return this.#refreshGrant(client, form)
       case 'client_credentials':
@@ -155,7 +158,7 @@ export class OAuthService {
   }
 
   /** RFC 6749 §4.3, for first-party clients: with or without client authentication. */
-  async #passwordGrant(client: OAuthClient | undefined, form: FormBody): Promise<TokenResponse> {
+  async #passwordGrant(client: OAuthClient | undefined, form: FormBody, ip: string | null): Promise<TokenResponse> {
     this.#requireGrant(client, 'password')
     const username = required(form, 'username')
     const password = required(form, 'password')
@@ -165,8 +168,21 @@ export class OAuthService {
     try {
       user = await this.#deps.authenticator.verifyPassword(username, password)
     } catch (error) {
+      if (error instanceof RestAuthError && error.status < 500) {
+        await this.#deps.audit?.record({
+          event: 'auth.failure',
+          outcome: 'failure',
+          actor: anonymous(ip),
+          subject: { id: null, username: username.slice(0, 64) },
+          detail: { reason: error.code, via: 'oauth_password_grant', ...(client === undefined ? {} : { client_id: client.clientId }) },
+        })
+      }
       if (error instanceof RestAuthError && error.code === 'invalid_credentials') {
         throw new RestAuthError('invalid_grant', 'The username or password is incorrect.')
+      }
+      // RFC 6749 §5.2 has no code for these; the password was right, so saying why is safe.
+      if (error instanceof RestAuthError && (error.code === 'account_pending' || error.code === 'account_disabled')) {
+        throw new RestAuthError('invalid_grant', error.message, { internal: error.code })
       }
       throw error
     }
@@ -187,7 +203,14 @@ export class OAuthService {
       tokenHash: hashRefreshToken(refreshToken),
       idleExpiresAt: now + policy.idleMs,
     })
-    return this.#grantResponse(user, family, scope, refreshToken)
+    const response = await this.#grantResponse(user, family, scope, refreshToken)
+    await this.#deps.audit?.record({
+      event: 'token.issued',
+      actor: { id: user.id, name: user.username, ip },
+      subject: { id: user.id, username: user.username },
+      detail: { via: 'oauth_password_grant', ...(client === undefined ? {} : { client_id: client.clientId }) },
+    })
+    return response
   }
 
   /** RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2). */
@@ -225,6 +248,7 @@ export class OAuthService {
     const family = outcome.family
     const user = await this.#deps.store.findUserById(family.userId)
     if (user === undefined) throw invalidGrant('user gone')
+    if (user.status !== 'active') throw invalidGrant(`user ${user.status}`)
     assertNarrowerScope(requested, family.scope)
     const scope = requested.length > 0 ? requested : family.scope === null ? [] : family.scope.split(' ')
     return this.#grantResponse(user, family, scope, outcome.token)
@@ -319,7 +343,7 @@ export class OAuthService {
       const f = found.family
       if (f.revokedAt !== null || found.rotatedAt !== null || now >= f.expiresAt || now >= found.idleExpiresAt) return inactive
       const user = await this.#deps.store.findUserById(f.userId)
-      if (user === undefined) return inactive
+      if (user === undefined || user.status !== 'active') return inactive
       return {
         active: true,
         token_type: 'refresh_token',

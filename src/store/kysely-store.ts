@@ -2,9 +2,14 @@ import { type Kysely, Migrator, sql, type Transaction } from 'kysely'
 import { createPostgresDb } from './dialects/postgres.ts'
 import { createSqliteDb } from './dialects/sqlite.ts'
 import { migrations } from './migrations/index.ts'
-import type { Database, OAuthClientRow, RefreshFamilyRow, SigningKeyRow, UserRow } from './schema.ts'
+import type { AuditRow, Database, InviteRow, OAuthClientRow, RefreshFamilyRow, SigningKeyRow, UserRow } from './schema.ts'
 import type {
+  AuditEntry,
+  AuditQuery,
+  Invite,
   MigrationOutcome,
+  NewAuditEntry,
+  NewInvite,
   NewRefreshFamily,
   NewUser,
   OAuthClient,
@@ -17,6 +22,9 @@ import type {
   Store,
   StoreDialect,
   User,
+  UserChange,
+  UserQuery,
+  UserStatus,
 } from './store.ts'
 
 type Db = Kysely<Database> | Transaction<Database>
@@ -32,6 +40,8 @@ export async function insertUser(db: Db, user: NewUser): Promise<UserRow | undef
       password_hash: user.passwordHash,
       created_at: user.now,
       updated_at: user.now,
+      status: user.status ?? 'active',
+      roles: joinRoles(user.roles ?? []),
     })
     .onConflict((oc) => oc.column('username_canonical').doNothing())
     .returningAll()
@@ -55,6 +65,64 @@ function toUser(row: UserRow): User {
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
     tokensValidAfter: Number(row.tokens_valid_after),
+    status: row.status as UserStatus,
+    roles: words(row.roles),
+  }
+}
+
+/** Roles are kept sorted and unique, space-separated (role names hold no spaces). */
+function joinRoles(roles: readonly string[]): string {
+  return [...new Set(roles)].sort().join(' ')
+}
+
+/** LIKE pattern that matches `text` literally (with `ESCAPE '\\'`). */
+function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`)
+}
+
+function toInvite(row: InviteRow): Invite {
+  return {
+    id: row.id,
+    username: row.username,
+    usernameCanonical: row.username_canonical,
+    roles: words(row.roles),
+    createdBy: row.created_by,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    usedAt: row.used_at === null ? null : Number(row.used_at),
+    usedBy: row.used_by === null ? null : Number(row.used_by),
+    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+  }
+}
+
+function toAuditEntry(row: AuditRow): AuditEntry {
+  let detail: AuditEntry['detail'] = {}
+  try {
+    const parsed: unknown = JSON.parse(row.detail)
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) detail = parsed as AuditEntry['detail']
+  } catch {
+    // a row written by hand with bad JSON: shown without detail
+  }
+  return {
+    id: Number(row.id),
+    at: Number(row.at),
+    event: row.event,
+    outcome: row.outcome === 'failure' ? 'failure' : 'success',
+    actorId: row.actor_id === null ? null : Number(row.actor_id),
+    actor: row.actor,
+    subjectId: row.subject_id === null ? null : Number(row.subject_id),
+    subject: row.subject,
+    ip: row.ip,
+    detail,
+  }
+}
+
+/** Thrown inside a transaction to roll it back with a known outcome. */
+class Rollback extends Error {
+  readonly outcome: 'invite_unusable' | 'taken'
+  constructor(outcome: 'invite_unusable' | 'taken') {
+    super(outcome)
+    this.outcome = outcome
   }
 }
 
@@ -157,6 +225,173 @@ export class KyselyStore implements Store {
     return row === undefined ? undefined : toUser(row)
   }
 
+  async listUsers(query: UserQuery): Promise<readonly User[]> {
+    let q = this.db.selectFrom('users').selectAll().orderBy('id').limit(query.limit)
+    if (query.afterId !== undefined) q = q.where('id', '>', query.afterId)
+    if (query.status !== undefined) q = q.where('status', '=', query.status)
+    if (query.search !== undefined && query.search !== '' && !query.search.includes('\u0000')) {
+      q = q.where(sql<boolean>`username_canonical LIKE ${`%${likeLiteral(query.search)}%`} ESCAPE '\\'`)
+    }
+    if (query.role !== undefined) {
+      q = q.where(sql<boolean>`(' ' || roles || ' ') LIKE ${`% ${likeLiteral(query.role)} %`} ESCAPE '\\'`)
+    }
+    const rows = await q.execute()
+    return rows.map(toUser)
+  }
+
+  async updateUser(id: number, change: UserChange, now: number): Promise<User | undefined> {
+    if (!Number.isSafeInteger(id) || id < 1 || id > MAX_ID) return undefined
+    return this.db.transaction().execute(async (trx) => {
+      const set: { updated_at: number; status?: string; roles?: string; password_hash?: string } = { updated_at: now }
+      if (change.status !== undefined) set.status = change.status
+      if (change.roles !== undefined) set.roles = joinRoles(change.roles)
+      if (change.passwordHash !== undefined) set.password_hash = change.passwordHash
+      const updated = await trx.updateTable('users').set(set).where('id', '=', id).executeTakeFirst()
+      if (Number(updated.numUpdatedRows) === 0) return undefined
+      if (change.revokeTokensBefore !== undefined) {
+        await trx
+          .updateTable('users')
+          .set({ tokens_valid_after: change.revokeTokensBefore })
+          .where('id', '=', id)
+          .where('tokens_valid_after', '<', change.revokeTokensBefore)
+          .execute()
+        await trx
+          .updateTable('refresh_families')
+          .set({ revoked_at: now, revoked_reason: 'user_revoked_all' })
+          .where('user_id', '=', id)
+          .where('revoked_at', 'is', null)
+          .execute()
+      }
+      const row = await findUserById(trx, id)
+      return row === undefined ? undefined : toUser(row)
+    })
+  }
+
+  async deleteUser(id: number): Promise<boolean> {
+    if (!Number.isSafeInteger(id) || id < 1 || id > MAX_ID) return false
+    // refresh families and their tokens go with the user (ON DELETE CASCADE)
+    const result = await this.db.deleteFrom('users').where('id', '=', id).executeTakeFirst()
+    return Number(result.numDeletedRows) > 0
+  }
+
+  async countActiveWithRole(role: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+      .where('status', '=', 'active')
+      .where(sql<boolean>`(' ' || roles || ' ') LIKE ${`% ${likeLiteral(role)} %`} ESCAPE '\\'`)
+      .executeTakeFirstOrThrow()
+    return Number(row.n)
+  }
+
+  async createUserWithInvite(user: NewUser, inviteCodeHash: string): Promise<User | 'invite_unusable' | 'taken'> {
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        // Claim the invite first: on PostgreSQL the row lock makes a concurrent claim wait, then see it used.
+        const claimed = await trx
+          .updateTable('invites')
+          .set({ used_at: user.now })
+          .where('code_hash', '=', inviteCodeHash)
+          .where('used_at', 'is', null)
+          .where('revoked_at', 'is', null)
+          .where('expires_at', '>', user.now)
+          .executeTakeFirst()
+        if (Number(claimed.numUpdatedRows) !== 1) throw new Rollback('invite_unusable')
+        const row = await insertUser(trx, user)
+        if (row === undefined) throw new Rollback('taken')
+        await trx.updateTable('invites').set({ used_by: Number(row.id) }).where('code_hash', '=', inviteCodeHash).execute()
+        return toUser(row)
+      })
+    } catch (error) {
+      if (error instanceof Rollback) return error.outcome
+      throw error
+    }
+  }
+
+  // ---- invites ----
+
+  async createInvite(invite: NewInvite): Promise<void> {
+    await this.db
+      .insertInto('invites')
+      .values({
+        id: invite.id,
+        code_hash: invite.codeHash,
+        username: invite.username,
+        username_canonical: invite.usernameCanonical,
+        roles: joinRoles(invite.roles),
+        created_by: invite.createdBy,
+        created_at: invite.createdAt,
+        expires_at: invite.expiresAt,
+        used_at: null,
+        used_by: null,
+        revoked_at: null,
+      })
+      .execute()
+  }
+
+  async findInviteByCodeHash(codeHash: string): Promise<Invite | undefined> {
+    const row = await this.db.selectFrom('invites').selectAll().where('code_hash', '=', codeHash).executeTakeFirst()
+    return row === undefined ? undefined : toInvite(row)
+  }
+
+  async listInvites(includeSpent: boolean, now: number): Promise<readonly Invite[]> {
+    let q = this.db.selectFrom('invites').selectAll().orderBy('created_at', 'desc').orderBy('id')
+    if (!includeSpent) q = q.where('used_at', 'is', null).where('revoked_at', 'is', null).where('expires_at', '>', now)
+    const rows = await q.execute()
+    return rows.map(toInvite)
+  }
+
+  async revokeInvite(id: string, now: number): Promise<boolean> {
+    if (id.includes('\u0000')) return false
+    const result = await this.db
+      .updateTable('invites')
+      .set({ revoked_at: now })
+      .where('id', '=', id)
+      .where('used_at', 'is', null)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst()
+    return Number(result.numUpdatedRows) === 1
+  }
+
+  // ---- audit log ----
+
+  async appendAudit(entry: NewAuditEntry): Promise<void> {
+    await this.db
+      .insertInto('audit_log')
+      .values({
+        at: entry.at,
+        event: entry.event,
+        outcome: entry.outcome,
+        actor_id: entry.actorId,
+        actor: entry.actor,
+        subject_id: entry.subjectId,
+        subject: entry.subject,
+        ip: entry.ip,
+        detail: JSON.stringify(entry.detail),
+      })
+      .execute()
+  }
+
+  async queryAudit(query: AuditQuery): Promise<readonly AuditEntry[]> {
+    let q = this.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(query.limit)
+    if (query.event !== undefined) {
+      // 'user.*' matches every event of that family
+      q = query.event.endsWith('.*')
+        ? q.where(sql<boolean>`event LIKE ${`${likeLiteral(query.event.slice(0, -1))}%`} ESCAPE '\\'`)
+        : q.where('event', '=', query.event)
+    }
+    if (query.outcome !== undefined) q = q.where('outcome', '=', query.outcome)
+    if (query.userId !== undefined) {
+      const userId = query.userId
+      q = q.where((eb) => eb.or([eb('actor_id', '=', userId), eb('subject_id', '=', userId)]))
+    }
+    if (query.since !== undefined) q = q.where('at', '>=', query.since)
+    if (query.until !== undefined) q = q.where('at', '<', query.until)
+    if (query.beforeId !== undefined) q = q.where('id', '<', query.beforeId)
+    const rows = await q.execute()
+    return rows.map(toAuditEntry)
+  }
+
   async replacePasswordHash(id: number, expected: string, next: string, now: number): Promise<boolean> {
     const result = await this.db
       .updateTable('users')
@@ -251,11 +486,16 @@ export class KyselyStore implements Store {
     })
   }
 
-  async purgeExpired(now: number): Promise<number> {
+  async purgeExpired(now: number, auditBefore?: number): Promise<number> {
     const denied = await this.db.deleteFrom('revoked_tokens').where('expires_at', '<', now).executeTakeFirst()
     // refresh_tokens rows go with their family (ON DELETE CASCADE needs foreign_keys=ON on SQLite: set)
     const families = await this.db.deleteFrom('refresh_families').where('expires_at', '<', now).executeTakeFirst()
-    return Number(denied.numDeletedRows) + Number(families.numDeletedRows)
+    let audit = 0
+    if (auditBefore !== undefined) {
+      const result = await this.db.deleteFrom('audit_log').where('at', '<', auditBefore).executeTakeFirst()
+      audit = Number(result.numDeletedRows)
+    }
+    return Number(denied.numDeletedRows) + Number(families.numDeletedRows) + audit
   }
 
   // ---- OAuth clients ----

@@ -13,6 +13,39 @@ export interface UsersTable {
   updated_at: number
   /** Seconds; access tokens with an earlier iat are revoked. */
   tokens_valid_after: Generated<number>
+  /** 'active' | 'pending' | 'disabled' */
+  status: Generated<string>
+  /** Space-separated role names. */
+  roles: Generated<string>
+}
+
+export interface InvitesTable {
+  id: string
+  /** SHA-256 (hex) of the single-use code. Never the code. */
+  code_hash: string
+  username: string | null
+  username_canonical: string | null
+  roles: Generated<string>
+  created_by: string
+  created_at: number
+  expires_at: number
+  used_at: number | null
+  used_by: number | null
+  revoked_at: number | null
+}
+
+export interface AuditLogTable {
+  id: Generated<number>
+  at: number
+  event: string
+  outcome: string
+  actor_id: number | null
+  actor: string
+  subject_id: number | null
+  subject: string | null
+  ip: string | null
+  /** JSON object; never a secret. */
+  detail: Generated<string>
 }
 
 export interface SigningKeysTable {
@@ -80,6 +113,8 @@ export interface Database {
   oauth_clients: OAuthClientsTable
   refresh_families: RefreshFamiliesTable
   refresh_tokens: RefreshTokensTable
+  invites: InvitesTable
+  audit_log: AuditLogTable
 }
 
 export type UserRow = Selectable<UsersTable>
@@ -87,3 +122,5 @@ export type NewUserRow = Insertable<UsersTable>
 export type SigningKeyRow = Selectable<SigningKeysTable>
 export type OAuthClientRow = Selectable<OAuthClientsTable>
 export type RefreshFamilyRow = Selectable<RefreshFamiliesTable>
+export type InviteRow = Selectable<InvitesTable>
+export type AuditRow = Selectable<AuditLogTable>

@@ -9,13 +9,84 @@ export interface User {
   readonly updatedAt: number
   /** Seconds since the epoch: access tokens with an earlier `iat` are revoked. 0 = none. */
   readonly tokensValidAfter: number
+  readonly status: UserStatus
+  /** Sorted, unique role names. */
+  readonly roles: readonly string[]
 }
+
+export type UserStatus = 'active' | 'pending' | 'disabled'
+export const USER_STATUSES: readonly UserStatus[] = ['active', 'pending', 'disabled']
 
 export interface NewUser {
   readonly username: string
   readonly usernameCanonical: string
   readonly passwordHash: string
   readonly now: number
+  /** Default 'active'. */
+  readonly status?: UserStatus
+  readonly roles?: readonly string[]
+}
+
+export interface UserQuery {
+  /** Substring of the canonical username. */
+  readonly search?: string
+  readonly status?: UserStatus
+  readonly role?: string
+  /** Keyset pagination: ids greater than this. */
+  readonly afterId?: number
+  readonly limit: number
+}
+
+export interface UserChange {
+  readonly status?: UserStatus
+  readonly roles?: readonly string[]
+  readonly passwordHash?: string
+  /** Seconds: raise "tokens valid after" to this (revokes older tokens and every refresh family). */
+  readonly revokeTokensBefore?: number
+}
+
+export interface Invite {
+  readonly id: string
+  readonly username: string | null
+  readonly usernameCanonical: string | null
+  readonly roles: readonly string[]
+  readonly createdBy: string
+  readonly createdAt: number
+  readonly expiresAt: number
+  readonly usedAt: number | null
+  readonly usedBy: number | null
+  readonly revokedAt: number | null
+}
+
+export interface NewInvite extends Omit<Invite, 'usedAt' | 'usedBy' | 'revokedAt'> {
+  readonly codeHash: string
+}
+
+export interface AuditEntry {
+  readonly id: number
+  readonly at: number
+  readonly event: string
+  readonly outcome: 'success' | 'failure'
+  readonly actorId: number | null
+  readonly actor: string
+  readonly subjectId: number | null
+  readonly subject: string | null
+  readonly ip: string | null
+  readonly detail: Readonly<Record<string, string | number | boolean | null>>
+}
+
+export type NewAuditEntry = Omit<AuditEntry, 'id'>
+
+export interface AuditQuery {
+  readonly event?: string
+  readonly outcome?: 'success' | 'failure'
+  /** Entries where this user is the actor or the subject. */
+  readonly userId?: number
+  readonly since?: number
+  readonly until?: number
+  /** Keyset pagination, newest first: ids lower than this. */
+  readonly beforeId?: number
+  readonly limit: number
 }
 
 export interface SigningKey {
@@ -114,6 +185,31 @@ export interface Store {
   createUser(user: NewUser): Promise<User | undefined>
   findUserById(id: number): Promise<User | undefined>
   findUserByCanonicalName(canonical: string): Promise<User | undefined>
+  /** Users in id order, filtered; at most `limit`. */
+  listUsers(query: UserQuery): Promise<readonly User[]>
+  /** Applies the change in one transaction; `undefined` when there is no such user. */
+  updateUser(id: number, change: UserChange, now: number): Promise<User | undefined>
+  /** Deletes the user and its refresh tokens; the id is never reused. False when there was none. */
+  deleteUser(id: number): Promise<boolean>
+  /** Active users holding `role`. */
+  countActiveWithRole(role: string): Promise<number>
+  /**
+   * Creates the user and marks the invite used, in one transaction, only if the invite is still
+   * unused, unrevoked and unexpired at `user.now`. `invite_unusable` or `taken` otherwise.
+   */
+  createUserWithInvite(user: NewUser, inviteCodeHash: string): Promise<User | 'invite_unusable' | 'taken'>
+
+  // ---- invites ----
+  createInvite(invite: NewInvite): Promise<void>
+  findInviteByCodeHash(codeHash: string): Promise<Invite | undefined>
+  listInvites(includeSpent: boolean, now: number): Promise<readonly Invite[]>
+  /** False when there is no such invite or it was already used or revoked. */
+  revokeInvite(id: string, now: number): Promise<boolean>
+
+  // ---- audit log ----
+  appendAudit(entry: NewAuditEntry): Promise<void>
+  queryAudit(query: AuditQuery): Promise<readonly AuditEntry[]>
+
   /** Compare-and-set of the hash (rehash on login); false when the hash changed meanwhile. */
   replacePasswordHash(id: number, expected: string, next: string, now: number): Promise<boolean>
   listSigningKeys(): Promise<readonly SigningKey[]>
@@ -131,8 +227,11 @@ export interface Store {
   revocationState(jti: string, familyId: string | undefined): Promise<RevocationState>
   /** Revokes every token of the user issued before `validAfter` (seconds) and all refresh families. */
   revokeAllForUser(userId: number, validAfter: number, now: number): Promise<void>
-  /** Drops denylist rows whose token has expired and refresh data past its end. Returns rows removed. */
-  purgeExpired(now: number): Promise<number>
+  /**
+   * Drops denylist rows whose token has expired, refresh data past its end, and audit entries
+   * older than `auditBefore` (ms) when given. Returns rows removed.
+   */
+  purgeExpired(now: number, auditBefore?: number): Promise<number>
 
   // ---- OAuth clients ----
   createClient(client: OAuthClient): Promise<void>

@@ -91,7 +91,7 @@ export function registerOAuthRoutes(app: FastifyInstance, rt: Runtime): void {
 
     scope.post('/oauth/token', { schema: oauthTokenSchema }, async function oauthToken(request, reply) {
       if (request.body === undefined) throw new RestAuthError('invalid_request', 'Send the parameters form-encoded.')
-      const response = await rt.oauth.token(request.headers.authorization, form(request))
+      const response = await rt.oauth.token(request.headers.authorization, form(request), request.ip)
       noStore(reply)
       return response
     })

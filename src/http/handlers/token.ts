@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { actorOf } from '../plugins/authorize.ts'
 import type { Runtime } from '../../runtime.ts'
 import { RestAuthError } from '../../errors.ts'
 import { principalOf, userPrincipalOf } from '../plugins/authenticate.ts'
@@ -16,6 +17,10 @@ export function tokenHandler(rt: Runtime) {
     // revoked with that family).
     const renewing = principal.method === 'token' ? principal.claims : undefined
     const issued = await rt.tokens.issue(principal.user.id, principal.authTime, principal.user.tokensValidAfter, renewing)
+    // A token traded for a password is a login; a renewal is not worth a row per call.
+    if (principal.method === 'password') {
+      await rt.audit.record({ event: 'token.issued', actor: actorOf(request), subject: { id: principal.user.id, username: principal.user.username }, detail: { via: '/api/token' } })
+    }
     noStore(reply)
     return { token: issued.token, duration: issued.expiresIn }
   }
@@ -41,6 +46,9 @@ export function revokeTokenHandler(rt: Runtime) {
     await rt.oauth.revokeAccessToken(principal)
     if (c.sid !== undefined) await rt.store.revokeRefreshFamily(c.sid, 'logout', rt.clock.now())
     request.log.info({ sub: c.sub }, 'token revoked')
+    if (principal.method === 'token') {
+      await rt.audit.record({ event: 'token.revoked', actor: actorOf(request), subject: { id: principal.user.id, username: principal.user.username } })
+    }
     return reply.code(204).send()
   }
 }
@@ -51,6 +59,7 @@ export function revokeAllHandler(rt: Runtime) {
     const { user } = userPrincipalOf(request)
     await rt.oauth.revokeAllForUser(user.id)
     request.log.info({ userId: user.id }, 'all tokens of user revoked')
+    await rt.audit.record({ event: 'user.tokens_revoked', actor: actorOf(request), subject: { id: user.id, username: user.username }, detail: { self: true } })
     return reply.code(204).send()
   }
 }

@@ -3,6 +3,7 @@ import { RestAuthError } from '../../errors.ts'
 import type { Runtime } from '../../runtime.ts'
 import type { User } from '../../store/store.ts'
 import { registerUser } from '../../users/register.ts'
+import { actorOf } from '../plugins/authorize.ts'
 
 export function publicUser(user: User): { id: number; username: string } {
   return { id: user.id, username: user.username }
@@ -17,13 +18,18 @@ export function parseUserId(raw: string): number | undefined {
 
 export function registerHandler(rt: Runtime) {
   return async function register(
-    request: FastifyRequest<{ Body: { username: string; password: string } }>,
+    request: FastifyRequest<{ Body: { username: string; password: string; invite?: string } }>,
     reply: FastifyReply,
   ) {
-    const user = await registerUser(rt.registration, request.body.username, request.body.password)
-    request.log.info({ userId: user.id }, 'user registered')
-    // Location from the configured public URL, never from the Host header (contract).
-    return reply.code(201).header('Location', `${rt.config.publicUrl}/api/users/${user.id}`).send(publicUser(user))
+    const { username, password, invite } = request.body
+    const user = await registerUser(rt.registration, { username, password, invite }, actorOf(request))
+    request.log.info({ userId: user.id, status: user.status }, 'user registered')
+    // Location from the configured public URL, never from the Host header (contract). REST-auth's
+    // {id, username} body, with `status` only when the account waits for approval.
+    return reply
+      .code(201)
+      .header('Location', `${rt.config.publicUrl}/api/users/${user.id}`)
+      .send(user.status === 'active' ? publicUser(user) : { ...publicUser(user), status: user.status })
   }
 }
 

@@ -4,7 +4,8 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { type Authenticator, type Principal, presentedScheme, type UserPrincipal } from '../../auth/authenticate.ts'
-import { BASIC_CHALLENGE, bearerChallenge } from '../../auth/authorization.ts'
+import { BASIC_CHALLENGE, bearerChallenge, parseAuthorization } from '../../auth/authorization.ts'
+import { anonymous, type AuditLog } from '../../audit/audit.ts'
 import { RestAuthError } from '../../errors.ts'
 import { classify, sendProblem } from '../problem.ts'
 
@@ -32,6 +33,21 @@ export function challengeFor(scheme: ReturnType<typeof presentedScheme>, error: 
 export interface AuthenticateOptions {
   /** The route speaks for a user: a service client's own token gets 403 insufficient_scope. */
   readonly user?: boolean
+  /** Where failed password checks are recorded. */
+  readonly audit?: AuditLog
+}
+
+/** Password failures worth an audit row (token failures are noise: expiry is normal). */
+const AUDITED_FAILURES = new Set(['invalid_credentials', 'account_pending', 'account_disabled'])
+
+/** The username a Basic attempt named, for the audit log (never the password). */
+function attemptedUsername(header: string | undefined): string {
+  try {
+    const parsed = header === undefined ? undefined : parseAuthorization(header)
+    return parsed?.scheme === 'basic' ? parsed.username.slice(0, 64) : ''
+  } catch {
+    return ''
+  }
 }
 
 /** RFC 6750 §3.1: a valid token that may not do this gets 403 and error="insufficient_scope". */
@@ -58,6 +74,15 @@ export function authenticate(authenticator: Authenticator, options: Authenticate
       if (error.status >= 500) throw thrown // the error handler logs and answers
       const challenge = challengeFor(presentedScheme(header), error)
       if (error.internal !== undefined) request.log.info({ code: error.code, reason: error.internal }, 'authentication refused')
+      if (options.audit !== undefined && AUDITED_FAILURES.has(error.code)) {
+        await options.audit.record({
+          event: 'auth.failure',
+          outcome: 'failure',
+          actor: anonymous(request.ip),
+          subject: { id: null, username: attemptedUsername(header) },
+          detail: { reason: error.code, route: request.routeOptions.url ?? '' },
+        })
+      }
       await sendProblem(reply, error, challenge === undefined ? {} : { 'WWW-Authenticate': challenge })
     }
   }
