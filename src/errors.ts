@@ -145,6 +145,12 @@ export const ERROR_CATALOGUE = {
     meaning: 'The change would leave no active user with the `admin` role.',
     fix: 'Give another user the `admin` role first.',
   },
+  https_required: {
+    status: 403,
+    title: 'HTTPS required',
+    meaning: 'The request carried credentials over plain HTTP and this server refuses them (`AUTH_REQUIRE_HTTPS=on`). Nothing was checked.',
+    fix: 'Use the `https://` address. The credentials may have been seen on the way: change the password or revoke the token.',
+  },
   authentication_required: {
     status: 401,
     title: 'Authentication required',
@@ -259,6 +265,19 @@ export const ERROR_CATALOGUE = {
     title: 'Not found',
     meaning: 'No route matches this method and path.',
     fix: 'See `/openapi.json` for the routes.',
+  },
+  too_many_attempts: {
+    status: 429,
+    title: 'Too many attempts',
+    meaning:
+      'Too many failed password attempts for this username from this address, for this username, or from this address; the attempt was not checked. There is no permanent lockout.',
+    fix: 'Wait the number of seconds in `Retry-After`, or use a token instead of the password.',
+  },
+  rate_limited: {
+    status: 429,
+    title: 'Too many requests',
+    meaning: 'This address (or client) sent more registrations, refreshes or introspections than the limit allows.',
+    fix: 'Wait the number of seconds in `Retry-After`.',
   },
   overloaded: {
     status: 503,

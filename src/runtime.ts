@@ -12,6 +12,8 @@ import { OAuthService } from './oauth/service.ts'
 import { AuditLog } from './audit/audit.ts'
 import { AccountService } from './users/accounts.ts'
 import { compileAllowList } from './users/username-allow.ts'
+import { type CounterStore, MemoryCounterStore } from './ratelimit/counters.ts'
+import { CountingRateLimiter, NO_RATE_LIMITS, type RateLimiter } from './ratelimit/throttle.ts'
 
 export interface Runtime {
   readonly config: Config
@@ -25,11 +27,16 @@ export interface Runtime {
   readonly oauth: OAuthService
   readonly audit: AuditLog
   readonly accounts: AccountService
+  readonly rateLimiter: RateLimiter
   init(): Promise<void>
+  /** Releases what init() and the services opened (the shared counters' connection). */
+  close(): Promise<void>
 }
 
 export interface RuntimeOptions {
   readonly onRehash?: (userId: number, outcome: 'upgraded' | 'failed', error?: unknown) => void
+  /** Where rate-limit counters live; default in memory (one instance). Ignored with AUTH_RATE_LIMITS=off. */
+  readonly counters?: CounterStore
   /** A failed audit write (the action itself went through). */
   readonly onAuditError?: (error: unknown, event: string) => void
 }
@@ -48,10 +55,20 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
     renewalLimit: config.tokenRenewalLimit,
     clockLeeway: config.clockLeeway,
   })
-  const authenticator = new Authenticator({ store, hasher, tokens, clock, ...(options.onRehash ? { onRehash: options.onRehash } : {}) })
+  const counters = config.rateLimits ? (options.counters ?? new MemoryCounterStore()) : undefined
+  const rateLimiter = counters === undefined ? NO_RATE_LIMITS : new CountingRateLimiter(counters, clock)
+  const authenticator = new Authenticator({
+    store,
+    hasher,
+    tokens,
+    clock,
+    rateLimiter,
+    ...(options.onRehash ? { onRehash: options.onRehash } : {}),
+  })
   const audit = new AuditLog(store, clock, options.onAuditError)
   const oauth = new OAuthService({
     audit,
+    rateLimiter,
     store,
     tokens,
     authenticator,
@@ -65,12 +82,21 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
       },
     },
   })
-  const accounts = new AccountService({ store, hasher, clock, audit, passwordPolicy: config.passwordPolicy, inviteTtl: config.inviteTtl })
+  const accounts = new AccountService({
+    store,
+    hasher,
+    clock,
+    audit,
+    rateLimiter,
+    passwordPolicy: config.passwordPolicy,
+    inviteTtl: config.inviteTtl,
+  })
   return {
     config,
     oauth,
     audit,
     accounts,
+    rateLimiter,
     store,
     clock,
     hasher,
@@ -89,6 +115,9 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
     },
     async init() {
       await Promise.all([keyring.init(), hasher.init(), oauth.init()])
+    },
+    async close() {
+      await counters?.close()
     },
   }
 }

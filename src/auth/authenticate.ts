@@ -11,6 +11,7 @@ import type { TokenService, VerifiedToken } from '../tokens/tokens.ts'
 import type { AccessClaims } from '../tokens/claims.ts'
 import { looksLikeJwt, parseAuthorization } from './authorization.ts'
 import { canonicalizeUsername, USERNAME_MAX_CODE_POINTS } from './username.ts'
+import { NO_RATE_LIMITS, type RateLimiter } from '../ratelimit/throttle.ts'
 
 export type Principal =
   | { readonly method: 'password'; readonly user: User; readonly authTime: number }
@@ -28,6 +29,8 @@ export interface AuthenticatorDeps {
   readonly hasher: PasswordHasher
   readonly tokens: TokenService
   readonly clock: Clock
+  /** Login throttling (per username, address and pair); none when rate limits are off. */
+  readonly rateLimiter?: RateLimiter
   /** Called when a stored hash was upgraded or the upgrade failed; never given secrets. */
   readonly onRehash?: (userId: number, outcome: 'upgraded' | 'failed', error?: unknown) => void
 }
@@ -45,7 +48,8 @@ export class Authenticator {
     this.#deps = deps
   }
 
-  async authenticate(header: string | undefined): Promise<Principal> {
+  /** `ip`: the client address (after TRUST_PROXY), the key of login throttling. */
+  async authenticate(header: string | undefined, ip = ''): Promise<Principal> {
     if (header === undefined || header.trim() === '') {
       throw new RestAuthError('authentication_required', 'This route needs a token or a username and password.')
     }
@@ -54,7 +58,7 @@ export class Authenticator {
     // REST-auth: a token in the username position, any password. A token cannot be a username
     // (usernames are at most 32 characters and never hold a JWS's shape at that length).
     if (looksLikeJwt(parsed.username)) return this.#byToken(parsed.username)
-    return this.#byPassword(parsed.username, parsed.password)
+    return this.#byPassword(parsed.username, parsed.password, ip)
   }
 
   async #byToken(token: string): Promise<Principal> {
@@ -90,13 +94,20 @@ export class Authenticator {
    * Unknown user and wrong password are indistinguishable: both verify one argon2 hash (a dummy for
    * unknown users) and throw the same error with the same text (house style convention 14).
    */
-  async #byPassword(username: string, password: string): Promise<UserPrincipal & { method: 'password' }> {
+  async #byPassword(username: string, password: string, ip: string): Promise<UserPrincipal & { method: 'password' }> {
     const { store, hasher, clock } = this.#deps
+    const limiter = this.#deps.rateLimiter ?? NO_RATE_LIMITS
     const canonical = canonicalizeUsername(username)
+    // Throttled attempts are refused before any lookup or hashing, and are not counted.
+    await limiter.checkLogin(canonical, ip)
     const plausible = username !== '' && password !== '' && [...canonical].length <= USERNAME_MAX_CODE_POINTS
     const user = plausible ? await store.findUserByCanonicalName(canonical) : undefined
     const ok = user === undefined ? await hasher.verifyDummy(password) : await hasher.verify(user.passwordHash, password)
-    if (!ok || user === undefined) throw new RestAuthError('invalid_credentials', 'The username or password is incorrect.')
+    if (!ok || user === undefined) {
+      await limiter.loginFailed(canonical, ip)
+      throw new RestAuthError('invalid_credentials', 'The username or password is incorrect.')
+    }
+    await limiter.loginSucceeded(canonical, ip)
     // Only once the password is proven does the caller learn the account's state.
     if (user.status === 'pending') throw new RestAuthError('account_pending', 'This account waits for an administrator to approve it.')
     if (user.status === 'disabled') throw new RestAuthError('account_disabled', 'This account has been disabled by an administrator.')
@@ -105,8 +116,8 @@ export class Authenticator {
   }
 
   /** Password check alone (OAuth password grant): same timing and errors as Basic. */
-  async verifyPassword(username: string, password: string): Promise<User> {
-    const principal = await this.#byPassword(username, password)
+  async verifyPassword(username: string, password: string, ip = ''): Promise<User> {
+    const principal = await this.#byPassword(username, password, ip)
     return principal.user
   }
 

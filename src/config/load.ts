@@ -36,6 +36,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   values.trustProxy ??= []
   values.usernameAllow ??= []
   values.production ??= false
+  values.requireHttps ??= values.production
+  values.corsOrigins ??= []
   const config = values as Config // every key was set above or by its default
 
   const warnings: string[] = []
@@ -48,8 +50,21 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     }
     warnings.push('AUTH_PASSWORD_POLICY=legacy accepts any non-empty password (REST-auth behaviour); use it only for compatibility')
   }
-  if (config.redisUrl !== undefined) {
-    warnings.push('REDIS_URL is set but this version keeps its state in the database only; Redis is not used')
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
+    const missing = config.tlsCertFile === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'
+    throw new ConfigError(missing, 'TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither')
+  }
+  if (config.production) {
+    // Unsafe production settings fail at boot and name the key (house style 13), unless overridden.
+    const unsafe: Array<[string, string]> = []
+    if (!config.requireHttps) unsafe.push(['AUTH_REQUIRE_HTTPS', 'is off: credentials would be accepted over plain HTTP'])
+    if (!config.rateLimits) unsafe.push(['AUTH_RATE_LIMITS', 'is off: password guessing would not be throttled'])
+    for (const [key, problem] of unsafe) {
+      if (!config.allowInsecureProduction) {
+        throw new ConfigError(key, `${problem} in production; set AUTH_ALLOW_INSECURE_PRODUCTION=on to override`)
+      }
+      warnings.push(`${key} ${problem} (allowed by AUTH_ALLOW_INSECURE_PRODUCTION=on)`)
+    }
   }
   if (config.argon2MemoryKib < 19456 || config.argon2Iterations < 2) {
     warnings.push('argon2id parameters are below the OWASP floor (m=19456 KiB, t=2): fine for tests, not for production')

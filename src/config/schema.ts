@@ -39,6 +39,11 @@ export interface Config {
   readonly usernameAllow: readonly string[]
   readonly inviteTtl: number
   readonly auditRetentionDays: number
+  readonly tlsCertFile: string | undefined
+  readonly tlsKeyFile: string | undefined
+  readonly requireHttps: boolean
+  readonly corsOrigins: readonly string[]
+  readonly allowInsecureProduction: boolean
 }
 
 export class ConfigError extends Error {
@@ -171,6 +176,27 @@ const usernamePatterns: Parser<readonly string[]> = (raw, key) => {
   return items
 }
 
+/** `CORS_ORIGINS`: exact origins (scheme, host, port), never `*`. */
+const origins: Parser<readonly string[]> = (raw, key) => {
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+  for (const item of items) {
+    if (item === '*' || item === 'null') throw new ConfigError(key, `"${item}" is refused: list the exact origins allowed`)
+    let parsed: URL
+    try {
+      parsed = new URL(item)
+    } catch {
+      throw new ConfigError(key, `"${item}" is not an origin such as https://app.example.com`)
+    }
+    if ((parsed.protocol !== 'https:' && parsed.protocol !== 'http:') || parsed.origin !== item.replace(/\/$/, '')) {
+      throw new ConfigError(key, `"${item}" is not an origin such as https://app.example.com (scheme, host and port only)`)
+    }
+  }
+  return items.map((i) => i.replace(/\/$/, ''))
+}
+
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 /** The table. Order is the order of the docs. */
@@ -188,7 +214,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'redisUrl',
     env: 'REDIS_URL',
     default: undefined,
-    doc: 'Reserved for shared rate limits and revocation fan-out across instances. Not used by this version: setting it logs a warning.',
+    doc: '`redis://` or `rediss://` URL: rate-limit counters live in Redis, so several instances share one count. Unset: counters live in each process.',
     parse: url(['redis:', 'rediss:']),
   },
   {
@@ -267,7 +293,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'rateLimits',
     env: 'AUTH_RATE_LIMITS',
     default: 'on',
-    doc: '`off` disables every rate limit (load tests, benchmarks, trusted networks). This version has no rate limits yet; the password-hash queue (below) is always on.',
+    doc: '`off` disables every rate limit: login throttling, and the limits on registration, refresh and introspection (load tests, benchmarks, trusted networks). The password-hash queue (below) is always on.',
     parse: onOff,
   },
   {
@@ -311,6 +337,42 @@ export const SETTINGS: readonly Setting[] = [
     default: '300',
     doc: '`Cache-Control: max-age` of `/.well-known/jwks.json` in seconds; `keys rotate` publishes a new key this long before it signs.',
     parse: intIn(0, 86_400),
+  },
+  {
+    key: 'tlsCertFile',
+    env: 'TLS_CERT_FILE',
+    default: undefined,
+    doc: 'Path of a PEM certificate (chain): with `TLS_KEY_FILE`, rest-auth serves HTTPS itself and sends HSTS.',
+    parse: nonEmpty,
+  },
+  {
+    key: 'tlsKeyFile',
+    env: 'TLS_KEY_FILE',
+    default: undefined,
+    doc: 'Path of the PEM private key of `TLS_CERT_FILE`.',
+    parse: nonEmpty,
+  },
+  {
+    key: 'requireHttps',
+    env: 'AUTH_REQUIRE_HTTPS',
+    default: undefined,
+    defaultDoc: '`on` with `NODE_ENV=production`, else `off`',
+    doc: '`on` refuses credentials (an `Authorization` header, or a body to an `/api/` or `/oauth/` route) sent over plain HTTP with 403 `https_required`, never a redirect. Requests from loopback addresses are allowed, for development. Behind a TLS-terminating proxy, list it in `TRUST_PROXY` so its `X-Forwarded-Proto` counts.',
+    parse: onOff,
+  },
+  {
+    key: 'corsOrigins',
+    env: 'CORS_ORIGINS',
+    default: undefined,
+    doc: 'Comma-separated origins (`https://app.example.com`) whose browser scripts may call the API (CORS). Unset: no CORS headers at all. Preflight `OPTIONS` requests need no credentials.',
+    parse: origins,
+  },
+  {
+    key: 'allowInsecureProduction',
+    env: 'AUTH_ALLOW_INSECURE_PRODUCTION',
+    default: 'off',
+    doc: 'Explicit override that lets `NODE_ENV=production` start with `AUTH_REQUIRE_HTTPS=off` or `AUTH_RATE_LIMITS=off`.',
+    parse: onOff,
   },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', doc: 'pino log level.', parse: oneOf(LOG_LEVELS) },
   {

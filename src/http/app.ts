@@ -3,7 +3,7 @@
  */
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import pino, { type Logger } from 'pino'
 import type { Clock } from '../clock.ts'
 import { systemClock } from '../clock.ts'
@@ -11,9 +11,12 @@ import type { Config } from '../config/schema.ts'
 import { RestAuthError } from '../errors.ts'
 import { createRuntime, type Runtime } from '../runtime.ts'
 import type { Store } from '../store/store.ts'
+import { type CounterStore, MemoryCounterStore } from '../ratelimit/counters.ts'
+import { FailoverCounterStore, RedisCounterStore } from '../store/redis/counters.ts'
 import { BODY_LIMIT_BYTES, parseJsonBody } from './json-body.ts'
 import { errorHandler, sendProblem } from './problem.ts'
 import { registerRoutes } from './routes.ts'
+import { registerTransport, securityHeaders } from './plugins/transport.ts'
 import { problemSchema } from './schemas.ts'
 
 const PURGE_INTERVAL_MS = 10 * 60_000
@@ -24,6 +27,10 @@ export interface BuildAppOptions {
   readonly clock?: Clock
   /** A pino logger; by default one is made from `config.logLevel` writing to stdout. */
   readonly logger?: Logger
+  /** PEM certificate and key: the app serves HTTPS (the CLI reads TLS_CERT_FILE / TLS_KEY_FILE). */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer }
+  /** Rate-limit counters shared between instances (Redis); default in memory. */
+  readonly counters?: CounterStore
 }
 
 /** Paths redacted from every log line (house style anti-pattern B). */
@@ -46,11 +53,14 @@ export function createLogger(level: Config['logLevel'], destination?: NodeJS.Wri
   return destination === undefined ? pino(options) : pino(options, destination as pino.DestinationStream)
 }
 
-function securityHeaders(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  reply.header('X-Content-Type-Options', 'nosniff')
-  reply.header('Referrer-Policy', 'no-referrer')
-  if (request.url.startsWith('/api/') && !reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store')
-  return reply
+
+/** REDIS_URL: counters shared by every instance, with this process's own as the fallback. */
+function sharedCounters(url: string, logger: Logger): CounterStore {
+  return new FailoverCounterStore(new RedisCounterStore(url), new MemoryCounterStore(), (degraded, error) =>
+    degraded
+      ? logger.error({ err: error }, 'Redis unreachable: rate limits fall back to per-instance counters')
+      : logger.warn('Redis reachable again: rate limits are shared across instances'),
+  )
 }
 
 export interface RestAuthApp {
@@ -62,16 +72,19 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
   const { config, store } = options
   const clock = options.clock ?? systemClock
   const logger = options.logger ?? createLogger(config.logLevel)
+  const counters = options.counters ?? (config.redisUrl !== undefined && config.rateLimits ? sharedCounters(config.redisUrl, logger) : undefined)
   const runtime = createRuntime(config, store, clock, {
     onRehash: (userId, outcome, error) =>
       outcome === 'upgraded'
         ? logger.info({ userId }, 'password hash upgraded to current parameters')
         : logger.warn({ userId, err: error }, 'password hash upgrade failed'),
     onAuditError: (error, event) => logger.error({ err: error, event }, 'audit log write failed'),
+    ...(counters === undefined ? {} : { counters }),
   })
   await runtime.init()
 
   const app = Fastify({
+    ...(options.tls === undefined ? {} : { https: { cert: options.tls.cert, key: options.tls.key } }),
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: config.trustProxy.length === 0 ? false : [...config.trustProxy],
@@ -100,6 +113,7 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
     }
   })
 
+  registerTransport(app, config)
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, new RestAuthError('not_found', `No route for ${request.method} ${request.url.split('?')[0] ?? ''}.`)),
@@ -144,6 +158,9 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
   app.addHook('onReady', async () => {
     void purge()
   })
-  app.addHook('onClose', async () => clearInterval(purgeTimer))
+  app.addHook('onClose', async () => {
+    clearInterval(purgeTimer)
+    await runtime.close()
+  })
   return { app, runtime }
 }

@@ -22,6 +22,8 @@ import type { TokenService, VerifiedToken } from '../tokens/tokens.ts'
 import { clientSecretMatches, grantScopes, parseScope } from './clients.ts'
 import type { FormBody } from './form.ts'
 import { anonymous, type AuditLog } from '../audit/audit.ts'
+import { INTROSPECTION_LIMIT, REFRESH_LIMIT } from '../ratelimit/policy.ts'
+import type { RateLimiter } from '../ratelimit/throttle.ts'
 
 export interface OAuthSettings {
   readonly passwordGrant: boolean
@@ -35,6 +37,7 @@ export interface OAuthDeps {
   readonly clock: Clock
   readonly settings: OAuthSettings
   readonly audit?: AuditLog
+  readonly rateLimiter?: RateLimiter
 }
 
 /** RFC 6749 §5.1. */
@@ -143,6 +146,8 @@ export class OAuthService {
         }
         return this.#passwordGrant(client, form, ip)
       case 'refresh_token':
+        // GoTrue's RateLimitTokenRefresh: a stolen or looping client cannot hammer rotation
+        await this.#deps.rateLimiter?.consume(REFRESH_LIMIT, ip ?? '')
         return this.#refreshGrant(client, form)
       case 'client_credentials':
         return this.#clientCredentialsGrant(client, form)
@@ -166,7 +171,7 @@ export class OAuthService {
     const scope = client === undefined ? (requested.length > 0 ? reject() : []) : grantScopes(client, requested)
     let user
     try {
-      user = await this.#deps.authenticator.verifyPassword(username, password)
+      user = await this.#deps.authenticator.verifyPassword(username, password, ip ?? '')
     } catch (error) {
       if (error instanceof RestAuthError && error.status < 500) {
         await this.#deps.audit?.record({
@@ -334,6 +339,7 @@ export class OAuthService {
   async introspect(header: string | undefined, form: FormBody): Promise<IntrospectionResponse> {
     const client = await this.authenticateClient(header, form)
     if (client === undefined) throw invalidClient('Introspection needs client authentication (RFC 7662 §2.1).')
+    await this.#deps.rateLimiter?.consume(INTROSPECTION_LIMIT, client.clientId)
     const token = required(form, 'token')
     const inactive = { active: false } as const
     if (isRefreshTokenShape(token)) {

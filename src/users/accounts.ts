@@ -13,6 +13,7 @@ import { checkPassword, type PasswordPolicyName } from '../passwords/policy.ts'
 import type { Invite, Store, User, UserChange, UserStatus } from '../store/store.ts'
 import { hashInviteCode, newInviteCode, newInviteId } from './invites.ts'
 import { taken } from './register.ts'
+import { NO_RATE_LIMITS, type RateLimiter } from '../ratelimit/throttle.ts'
 
 export interface AccountDeps {
   readonly store: Store
@@ -22,6 +23,8 @@ export interface AccountDeps {
   readonly passwordPolicy: PasswordPolicyName
   /** Default invite lifetime (s). */
   readonly inviteTtl: number
+  /** The login throttle also guards the current-password checks of self-service. */
+  readonly rateLimiter?: RateLimiter
 }
 
 export interface CreateUserInput {
@@ -173,7 +176,15 @@ export class AccountService {
   }
 
   async #proveCurrent(actor: Actor, user: User, password: string, event: string): Promise<void> {
-    if (await this.#d.hasher.verify(user.passwordHash, password)) return
+    const limiter = this.#d.rateLimiter ?? NO_RATE_LIMITS
+    const ip = actor.ip ?? ''
+    // a stolen token must not become a way to guess the password
+    await limiter.checkLogin(user.usernameCanonical, ip)
+    if (await this.#d.hasher.verify(user.passwordHash, password)) {
+      await limiter.loginSucceeded(user.usernameCanonical, ip)
+      return
+    }
+    await limiter.loginFailed(user.usernameCanonical, ip)
     await this.#d.audit.record({ event, outcome: 'failure', actor, subject: subjectOf(user), detail: { reason: 'current_password_incorrect' } })
     throw new RestAuthError('current_password_incorrect', 'The current password is not correct.', {
       extensions: { field: 'current_password' },

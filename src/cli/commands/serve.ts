@@ -1,5 +1,7 @@
 /** Process edge: config → store → migrate → app → listen; SIGTERM/SIGINT close gracefully. */
+import { readFileSync } from 'node:fs'
 import { loadConfig } from '../../config/load.ts'
+import type { Config } from '../../config/schema.ts'
 import { buildApp, createLogger } from '../../http/app.ts'
 import { createStore } from '../../store/kysely-store.ts'
 
@@ -17,7 +19,8 @@ export async function serveCommand(overrides: Record<string, string>): Promise<v
     await store.close()
     throw error
   }
-  const { app } = await buildApp({ config, store, logger })
+  const tls = readTls(config)
+  const { app } = await buildApp({ config, store, logger, ...(tls === undefined ? {} : { tls }) })
 
   let closing = false
   const shutdown = (signal: string) => {
@@ -48,5 +51,21 @@ export async function serveCommand(overrides: Record<string, string>): Promise<v
   process.once('SIGINT', () => shutdown('SIGINT'))
 
   const address = await app.listen({ host: config.host, port: config.port })
-  logger.info({ address, publicUrl: config.publicUrl, database: store.dialect, passwordPolicy: config.passwordPolicy }, 'rest-auth listening')
+  logger.info(
+    { address, publicUrl: config.publicUrl, database: store.dialect, passwordPolicy: config.passwordPolicy, https: tls !== undefined },
+    'rest-auth listening',
+  )
+}
+
+/** Reads the certificate and key named by the config; a missing file stops the start with its name. */
+function readTls(config: Config): { cert: Buffer; key: Buffer } | undefined {
+  if (config.tlsCertFile === undefined || config.tlsKeyFile === undefined) return undefined
+  const read = (file: string, key: string) => {
+    try {
+      return readFileSync(file)
+    } catch (error) {
+      throw new Error(`${key}: cannot read ${file} (${(error as { code?: string }).code ?? 'error'})`, { cause: error })
+    }
+  }
+  return { cert: read(config.tlsCertFile, 'TLS_CERT_FILE'), key: read(config.tlsKeyFile, 'TLS_KEY_FILE') }
 }

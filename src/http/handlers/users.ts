@@ -4,6 +4,7 @@ import type { Runtime } from '../../runtime.ts'
 import type { User } from '../../store/store.ts'
 import { registerUser } from '../../users/register.ts'
 import { actorOf } from '../plugins/authorize.ts'
+import { REGISTRATION_LIMIT } from '../../ratelimit/policy.ts'
 
 export function publicUser(user: User): { id: number; username: string } {
   return { id: user.id, username: user.username }
@@ -21,6 +22,7 @@ export function registerHandler(rt: Runtime) {
     request: FastifyRequest<{ Body: { username: string; password: string; invite?: string } }>,
     reply: FastifyReply,
   ) {
+    await rt.rateLimiter.consume(REGISTRATION_LIMIT, request.ip)
     const { username, password, invite } = request.body
     const user = await registerUser(rt.registration, { username, password, invite }, actorOf(request))
     request.log.info({ userId: user.id, status: user.status }, 'user registered')

@@ -64,7 +64,7 @@ export function authenticate(authenticator: Authenticator, options: Authenticate
       if (countAuthorization(request.raw.rawHeaders) > 1) {
         throw new RestAuthError('duplicate_authorization', 'Send exactly one Authorization header.')
       }
-      const principal = await authenticator.authenticate(header)
+      const principal = await authenticator.authenticate(header, request.ip)
       if (options.user === true && principal.method === 'client_token') {
         throw insufficientScope('This route needs the token of a user, not of a service client.')
       }

@@ -1,0 +1,70 @@
+/**
+ * Transport rules: response security headers (nosniff, HSTS over HTTPS, no-store on /api/), CORS by
+ * allow-list only, and the refusal of credentials sent over plain HTTP (AUTH_REQUIRE_HTTPS).
+ * `request.protocol` and `request.ip` honour X-Forwarded-* only from TRUST_PROXY addresses.
+ */
+import { isIP } from 'node:net'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Config } from '../../config/schema.ts'
+import { RestAuthError } from '../../errors.ts'
+import { sendProblem } from '../problem.ts'
+
+/** ASVS 3.4.1: a year, subdomains included (sent only on HTTPS responses, RFC 6797 §7.2). */
+export const HSTS = 'max-age=31536000; includeSubDomains'
+
+export function isLoopback(ip: string): boolean {
+  const v4 = ip.startsWith('::ffff:') ? ip.slice(7) : ip
+  if (isIP(v4) === 4) return v4.startsWith('127.')
+  return ip === '::1'
+}
+
+export function securityHeaders(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  reply.header('X-Content-Type-Options', 'nosniff')
+  reply.header('Referrer-Policy', 'no-referrer')
+  if (request.protocol === 'https') reply.header('Strict-Transport-Security', HSTS)
+  if (request.url.startsWith('/api/') && !reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store')
+  return reply
+}
+
+/** Credentials travel in the Authorization header, or in a body (registration, OAuth forms, passwords). */
+function carriesCredentials(request: FastifyRequest): boolean {
+  if (request.headers.authorization !== undefined) return true
+  if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return false
+  return request.url.startsWith('/api/') || request.url.startsWith('/oauth/')
+}
+
+const CORS_METHODS = 'GET, POST, PUT, DELETE'
+const CORS_HEADERS = 'Authorization, Content-Type'
+const CORS_EXPOSE = 'WWW-Authenticate, Retry-After, Location'
+
+export function registerTransport(app: FastifyInstance, config: Config): void {
+  const allowed = new Set(config.corsOrigins)
+
+  app.addHook('onRequest', async function transportRules(request, reply) {
+    if (allowed.size > 0) {
+      reply.header('Vary', 'Origin')
+      const origin = request.headers.origin
+      if (origin !== undefined && allowed.has(origin)) {
+        reply.header('Access-Control-Allow-Origin', origin)
+        reply.header('Access-Control-Expose-Headers', CORS_EXPOSE)
+      }
+    }
+    // A CORS preflight carries no credentials by definition (Fetch standard): it passes unauthenticated.
+    if (request.method === 'OPTIONS') {
+      const origin = request.headers.origin
+      if (origin !== undefined && allowed.has(origin) && request.headers['access-control-request-method'] !== undefined) {
+        reply.header('Access-Control-Allow-Methods', CORS_METHODS)
+        reply.header('Access-Control-Allow-Headers', CORS_HEADERS)
+        reply.header('Access-Control-Max-Age', '600')
+      }
+      await reply.code(204).header('Allow', `${CORS_METHODS}, OPTIONS`).send()
+      return reply
+    }
+    if (config.requireHttps && request.protocol !== 'https' && carriesCredentials(request) && !isLoopback(request.ip)) {
+      // Never a redirect: the credentials have already crossed the network in clear.
+      await sendProblem(securityHeaders(request, reply), new RestAuthError('https_required', 'Credentials are accepted over HTTPS only.'))
+      return reply
+    }
+    return undefined
+  })
+}
