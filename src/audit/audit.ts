@@ -2,6 +2,7 @@
  * The audit log: authentication and administration events (who, what, when, from where, outcome),
  * kept in the database. Never a secret: callers pass names and ids, never passwords, hashes or tokens.
  */
+import { USERNAME_MAX_CODE_POINTS } from '../auth/username.ts'
 import type { Clock } from '../clock.ts'
 import type { AuditEntry, Store } from '../store/store.ts'
 
@@ -16,6 +17,18 @@ export const CLI_ACTOR: Actor = { id: null, name: 'cli', ip: null }
 
 export function anonymous(ip: string | null): Actor {
   return { id: null, name: 'anonymous', ip }
+}
+
+/**
+ * The username an attempt named, as the audit log may keep it: only something that could be a
+ * username. A token, refresh token or invite code sent in the username position (REST-auth teaches
+ * `curl -u TOKEN:x`) is longer than any username and is never written.
+ */
+export function attemptedName(name: string): string {
+  const points = [...name]
+  if (points.length === 0) return ''
+  if (points.length > USERNAME_MAX_CODE_POINTS) return '[not a username]'
+  return name
 }
 
 export interface AuditEvent {

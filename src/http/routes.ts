@@ -26,39 +26,41 @@ import {
 export function registerRoutes(app: FastifyInstance, rt: Runtime): void {
   const authenticated = authenticate(rt.authenticator, { audit: rt.audit })
   const authenticatedUser = authenticate(rt.authenticator, { user: true, audit: rt.audit })
+  // Authentication runs at onRequest, before the body is parsed or validated: an unauthenticated
+  // or unauthorised caller learns nothing about the route's input rules (401/403, never a 400).
   const admin = [authenticatedUser, requireRoles(requireAll(ADMIN_ROLE))]
 
   // REST-auth's four endpoints (contract part 1)
   app.post('/api/users', { schema: registerSchema }, registerHandler(rt))
   app.get('/api/users/:id', { schema: getUserSchema }, getUserHandler(rt))
-  app.get('/api/token', { schema: tokenSchema, preHandler: [authenticatedUser] }, tokenHandler(rt))
-  app.get('/api/resource', { schema: resourceSchema, preHandler: [authenticatedUser] }, resourceHandler())
+  app.get('/api/token', { schema: tokenSchema, onRequest: [authenticatedUser] }, tokenHandler(rt))
+  app.get('/api/resource', { schema: resourceSchema, onRequest: [authenticatedUser] }, resourceHandler())
 
   // Logout (token lifecycle)
-  app.delete('/api/token', { schema: revokeTokenSchema, preHandler: [authenticated] }, revokeTokenHandler(rt))
-  app.delete('/api/tokens', { schema: revokeAllSchema, preHandler: [authenticatedUser] }, revokeAllHandler(rt))
+  app.delete('/api/token', { schema: revokeTokenSchema, onRequest: [authenticated] }, revokeTokenHandler(rt))
+  app.delete('/api/tokens', { schema: revokeAllSchema, onRequest: [authenticatedUser] }, revokeAllHandler(rt))
 
   // Self-service (a static path wins over /api/users/:id)
-  app.get('/api/users/me', { schema: s.meSchema, preHandler: [authenticatedUser] }, meHandler())
-  app.put('/api/users/me/password', { schema: s.changePasswordSchema, preHandler: [authenticatedUser] }, changePasswordHandler(rt))
-  app.delete('/api/users/me', { schema: s.deleteMeSchema, preHandler: [authenticatedUser] }, deleteMeHandler(rt))
+  app.get('/api/users/me', { schema: s.meSchema, onRequest: [authenticatedUser] }, meHandler())
+  app.put('/api/users/me/password', { schema: s.changePasswordSchema, onRequest: [authenticatedUser] }, changePasswordHandler(rt))
+  app.delete('/api/users/me', { schema: s.deleteMeSchema, onRequest: [authenticatedUser] }, deleteMeHandler(rt))
 
   // Admin API: role admin
   const a = adminHandlers(rt)
-  app.get('/api/admin/users', { schema: s.listUsersSchema, preHandler: admin }, a.listUsers)
-  app.post('/api/admin/users', { schema: s.createUserSchema, preHandler: admin }, a.createUser)
-  app.get('/api/admin/users/:id', { schema: s.getAccountSchema, preHandler: admin }, a.getUser)
-  app.delete('/api/admin/users/:id', { schema: s.deleteUserSchema, preHandler: admin }, a.deleteUser)
-  app.post('/api/admin/users/:id/approve', { schema: s.approveSchema, preHandler: admin }, a.approve)
-  app.post('/api/admin/users/:id/disable', { schema: s.disableSchema, preHandler: admin }, a.disable)
-  app.post('/api/admin/users/:id/enable', { schema: s.enableSchema, preHandler: admin }, a.enable)
-  app.put('/api/admin/users/:id/roles', { schema: s.setRolesSchema, preHandler: admin }, a.setRoles)
-  app.put('/api/admin/users/:id/password', { schema: s.setPasswordSchema, preHandler: admin }, a.setPassword)
-  app.post('/api/admin/users/:id/revoke-tokens', { schema: s.revokeUserTokensSchema, preHandler: admin }, a.revokeTokens)
-  app.get('/api/admin/invites', { schema: s.listInvitesSchema, preHandler: admin }, a.listInvites)
-  app.post('/api/admin/invites', { schema: s.createInviteSchema, preHandler: admin }, a.createInvite)
-  app.delete('/api/admin/invites/:id', { schema: s.revokeInviteSchema, preHandler: admin }, a.revokeInvite)
-  app.get('/api/admin/audit', { schema: s.auditSchema, preHandler: admin }, a.audit)
+  app.get('/api/admin/users', { schema: s.listUsersSchema, onRequest: admin }, a.listUsers)
+  app.post('/api/admin/users', { schema: s.createUserSchema, onRequest: admin }, a.createUser)
+  app.get('/api/admin/users/:id', { schema: s.getAccountSchema, onRequest: admin }, a.getUser)
+  app.delete('/api/admin/users/:id', { schema: s.deleteUserSchema, onRequest: admin }, a.deleteUser)
+  app.post('/api/admin/users/:id/approve', { schema: s.approveSchema, onRequest: admin }, a.approve)
+  app.post('/api/admin/users/:id/disable', { schema: s.disableSchema, onRequest: admin }, a.disable)
+  app.post('/api/admin/users/:id/enable', { schema: s.enableSchema, onRequest: admin }, a.enable)
+  app.put('/api/admin/users/:id/roles', { schema: s.setRolesSchema, onRequest: admin }, a.setRoles)
+  app.put('/api/admin/users/:id/password', { schema: s.setPasswordSchema, onRequest: admin }, a.setPassword)
+  app.post('/api/admin/users/:id/revoke-tokens', { schema: s.revokeUserTokensSchema, onRequest: admin }, a.revokeTokens)
+  app.get('/api/admin/invites', { schema: s.listInvitesSchema, onRequest: admin }, a.listInvites)
+  app.post('/api/admin/invites', { schema: s.createInviteSchema, onRequest: admin }, a.createInvite)
+  app.delete('/api/admin/invites/:id', { schema: s.revokeInviteSchema, onRequest: admin }, a.revokeInvite)
+  app.get('/api/admin/audit', { schema: s.auditSchema, onRequest: admin }, a.audit)
 
   // OAuth 2: token, revoke, introspect, metadata, JWKS
   registerOAuthRoutes(app, rt)

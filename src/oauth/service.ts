@@ -21,7 +21,7 @@ import {
 import type { TokenService, VerifiedToken } from '../tokens/tokens.ts'
 import { clientSecretMatches, grantScopes, parseScope } from './clients.ts'
 import type { FormBody } from './form.ts'
-import { anonymous, type AuditLog } from '../audit/audit.ts'
+import { anonymous, attemptedName, type AuditLog } from '../audit/audit.ts'
 import { INTROSPECTION_LIMIT, REFRESH_LIMIT } from '../ratelimit/policy.ts'
 import type { RateLimiter } from '../ratelimit/throttle.ts'
 
@@ -178,7 +178,7 @@ export class OAuthService {
           event: 'auth.failure',
           outcome: 'failure',
           actor: anonymous(ip),
-          subject: { id: null, username: username.slice(0, 64) },
+          subject: { id: null, username: attemptedName(username) },
           detail: { reason: error.code, via: 'oauth_password_grant', ...(client === undefined ? {} : { client_id: client.clientId }) },
         })
       }

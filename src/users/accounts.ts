@@ -162,20 +162,21 @@ export class AccountService {
    * every token of the user is revoked (the caller gets a fresh one from the HTTP layer).
    */
   async changeOwnPassword(actor: Actor, user: User, current: string, next: string): Promise<User> {
-    await this.#proveCurrent(actor, user, current, 'user.password_changed')
+    await this.#proveCurrent(actor, user, current, 'user.password_changed', 'current_password')
     checkPassword(this.#d.passwordPolicy, next, { username: user.usernameCanonical })
     const passwordHash = await this.#d.hasher.hash(next)
     return this.#change(actor, user, 'user.password_changed', { passwordHash, revokeTokensBefore: this.#revocationMark() })
   }
 
   async deleteOwnAccount(actor: Actor, user: User, password: string): Promise<void> {
-    await this.#proveCurrent(actor, user, password, 'user.deleted')
+    await this.#proveCurrent(actor, user, password, 'user.deleted', 'password')
     await this.#guardLastAdmin(user, 'delete')
     if (!(await this.#d.store.deleteUser(user.id))) throw notFound()
     await this.#d.audit.record({ event: 'user.deleted', actor, subject: subjectOf(user), detail: { self: true } })
   }
 
-  async #proveCurrent(actor: Actor, user: User, password: string, event: string): Promise<void> {
+  /** `field`: the body field that carried the password, named in the refusal. */
+  async #proveCurrent(actor: Actor, user: User, password: string, event: string, field: string): Promise<void> {
     const limiter = this.#d.rateLimiter ?? NO_RATE_LIMITS
     const ip = actor.ip ?? ''
     // a stolen token must not become a way to guess the password
@@ -187,7 +188,7 @@ export class AccountService {
     await limiter.loginFailed(user.usernameCanonical, ip)
     await this.#d.audit.record({ event, outcome: 'failure', actor, subject: subjectOf(user), detail: { reason: 'current_password_incorrect' } })
     throw new RestAuthError('current_password_incorrect', 'The current password is not correct.', {
-      extensions: { field: 'current_password' },
+      extensions: { field },
     })
   }
 

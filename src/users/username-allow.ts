@@ -12,7 +12,8 @@ function globToRegExp(pattern: string): RegExp {
   for (const ch of canonical) {
     if (ch === '*') source += '.*'
     else if (ch === '?') source += '.'
-    else source += ch.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')
+    // '-' and '/' are not escaped: the `u` flag refuses needless escapes, and neither is special here
+    else source += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
   }
   return new RegExp(`^${source}$`, 'su')
 }

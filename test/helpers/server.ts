@@ -76,7 +76,14 @@ export async function startServer(t: TestContext, options: StartOptions = {}): P
     },
   })
   const logger = createLogger(config.logLevel, sink)
-  const { app, runtime } = await buildApp({ config, store, logger, ...(options.clock ? { clock: options.clock } : {}) })
+  let built
+  try {
+    built = await buildApp({ config, store, logger, ...(options.clock ? { clock: options.clock } : {}) })
+  } catch (error) {
+    await store.close()
+    throw error
+  }
+  const { app, runtime } = built
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => {
     await app.close()

@@ -6,6 +6,7 @@
  */
 import { CLI_ACTOR } from '../../audit/audit.ts'
 import { ADMIN_ROLE } from '../../auth/roles.ts'
+import { canonicalizeUsername } from '../../auth/username.ts'
 import { loadConfig } from '../../config/load.ts'
 import { RestAuthError } from '../../errors.ts'
 import { accountView, auditView, inviteView } from '../../http/handlers/views.ts'
@@ -141,7 +142,7 @@ export async function userCommand(args: readonly string[], overrides: Record<str
             limit: limitOf(options.limit, 1000),
             ...(status === undefined ? {} : { status }),
             ...(options.role[0] === undefined ? {} : { role: options.role[0] }),
-            ...(options.search === undefined ? {} : { search: options.search.toLowerCase() }),
+            ...(options.search === undefined ? {} : { search: canonicalizeUsername(options.search) }),
             ...(after === undefined ? {} : { afterId: after }),
           })
           if (options.json) io.out(JSON.stringify({ users: users.map(accountView) }))

@@ -1,5 +1,6 @@
 /** The admin API (`/api/admin`, role `admin`): users, invites, the audit log. */
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { canonicalizeUsername } from '../../auth/username.ts'
 import { RestAuthError } from '../../errors.ts'
 import type { Runtime } from '../../runtime.ts'
 import type { UserStatus } from '../../store/store.ts'
@@ -57,7 +58,7 @@ export function adminHandlers(rt: Runtime) {
       // one more than asked tells whether there is a next page
       const users = await rt.store.listUsers({
         limit: limit + 1,
-        ...(q.search === undefined ? {} : { search: q.search.toLowerCase() }),
+        ...(q.search === undefined ? {} : { search: canonicalizeUsername(q.search) }),
         ...(q.status === undefined ? {} : { status: q.status }),
         ...(q.role === undefined ? {} : { role: q.role }),
         ...(q.after === undefined ? {} : { afterId: Number(q.after) }),

@@ -5,7 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { type Authenticator, type Principal, presentedScheme, type UserPrincipal } from '../../auth/authenticate.ts'
 import { BASIC_CHALLENGE, bearerChallenge, parseAuthorization } from '../../auth/authorization.ts'
-import { anonymous, type AuditLog } from '../../audit/audit.ts'
+import { anonymous, attemptedName, type AuditLog } from '../../audit/audit.ts'
 import { RestAuthError } from '../../errors.ts'
 import { classify, sendProblem } from '../problem.ts'
 
@@ -44,7 +44,7 @@ const AUDITED_FAILURES = new Set(['invalid_credentials', 'account_pending', 'acc
 function attemptedUsername(header: string | undefined): string {
   try {
     const parsed = header === undefined ? undefined : parseAuthorization(header)
-    return parsed?.scheme === 'basic' ? parsed.username.slice(0, 64) : ''
+    return parsed?.scheme === 'basic' ? attemptedName(parsed.username) : ''
   } catch {
     return ''
   }
