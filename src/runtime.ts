@@ -54,6 +54,7 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
     ttl: config.tokenTtl,
     renewalLimit: config.tokenRenewalLimit,
     clockLeeway: config.clockLeeway,
+    verifiedCacheSize: config.tokenCacheSize,
   })
   const counters = config.rateLimits ? (options.counters ?? new MemoryCounterStore()) : undefined
   const rateLimiter = counters === undefined ? NO_RATE_LIMITS : new CountingRateLimiter(counters, clock)
@@ -63,6 +64,7 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
     tokens,
     clock,
     rateLimiter,
+    credentialCacheTtl: config.credentialCacheTtl,
     ...(options.onRehash ? { onRehash: options.onRehash } : {}),
   })
   const audit = new AuditLog(store, clock, options.onAuditError)

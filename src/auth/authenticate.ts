@@ -3,7 +3,9 @@
  * precedence: Bearer token, token as the Basic username (REST-auth), Basic username:password.
  * Failures are coded RestAuthErrors; the HTTP layer adds the challenge.
  */
+import { createHmac, randomBytes } from 'node:crypto'
 import type { Clock } from '../clock.ts'
+import { BoundedMap } from '../state/lru.ts'
 import { RestAuthError } from '../errors.ts'
 import type { PasswordHasher } from '../passwords/hash.ts'
 import type { OAuthClient, Store, User } from '../store/store.ts'
@@ -29,6 +31,8 @@ export interface AuthenticatorDeps {
   readonly hasher: PasswordHasher
   readonly tokens: TokenService
   readonly clock: Clock
+  /** Seconds a verified username:password is remembered (mod_authn_socache); 0 or absent: never. */
+  readonly credentialCacheTtl?: number
   /** Login throttling (per username, address and pair); none when rate limits are off. */
   readonly rateLimiter?: RateLimiter
   /** Called when a stored hash was upgraded or the upgrade failed; never given secrets. */
@@ -41,11 +45,49 @@ export function presentedScheme(header: string | undefined): PresentedScheme {
   return /^\s*bearer(\s|$)/i.test(header) ? 'bearer' : 'basic'
 }
 
+interface CachedCredential {
+  readonly userId: number
+  /** The hash the password verified against: a password change makes the entry worthless. */
+  readonly passwordHash: string
+  readonly cachedAt: number
+  readonly untilMs: number
+}
+
 export class Authenticator {
   readonly #deps: AuthenticatorDeps
+  /**
+   * Verified Basic credentials, keyed by HMAC-SHA256(per-process random key, canonical username NUL
+   * password): the cache holds neither a password nor anything that can be checked against one
+   * without the key, which never leaves memory. An entry is honoured only while the user still has
+   * the same hash, is active, and has not revoked its tokens since (log out everywhere).
+   */
+  readonly #credentials: BoundedMap<string, CachedCredential> | undefined
+  readonly #credentialKey = randomBytes(32)
 
   constructor(deps: AuthenticatorDeps) {
     this.#deps = deps
+    this.#credentials = (deps.credentialCacheTtl ?? 0) > 0 ? new BoundedMap(10_000) : undefined
+  }
+
+  #credentialId(canonical: string, password: string): string {
+    return createHmac('sha256', this.#credentialKey).update(canonical).update('\u0000').update(password).digest('base64url')
+  }
+
+  /** The cached user for these credentials, if the entry still holds. */
+  async #cachedLogin(id: string): Promise<User | undefined> {
+    const entry = this.#credentials?.get(id)
+    if (entry === undefined) return undefined
+    const user = this.#deps.clock.now() < entry.untilMs ? await this.#deps.store.findUserById(entry.userId) : undefined
+    if (
+      user !== undefined &&
+      user.passwordHash === entry.passwordHash &&
+      user.status === 'active' &&
+      user.tokensValidAfter * 1000 <= entry.cachedAt
+    ) {
+      return user
+    }
+    this.#credentials?.delete(id)
+    return undefined
   }
 
   /** `ip`: the client address (after TRUST_PROXY), the key of login throttling. */
@@ -100,6 +142,15 @@ export class Authenticator {
     const canonical = canonicalizeUsername(username)
     // Throttled attempts are refused before any lookup or hashing, and are not counted.
     await limiter.checkLogin(canonical, ip)
+    const cacheId = this.#credentials === undefined ? undefined : this.#credentialId(canonical, password)
+    if (cacheId !== undefined) {
+      // after the throttle: a cache hit must not become a free oracle for a throttled guesser
+      const cached = await this.#cachedLogin(cacheId)
+      if (cached !== undefined) {
+        await limiter.loginSucceeded(canonical, ip)
+        return { method: 'password', user: cached, authTime: Math.floor(clock.now() / 1000) }
+      }
+    }
     const plausible = username !== '' && password !== '' && [...canonical].length <= USERNAME_MAX_CODE_POINTS
     const user = plausible ? await store.findUserByCanonicalName(canonical) : undefined
     const ok = user === undefined ? await hasher.verifyDummy(password) : await hasher.verify(user.passwordHash, password)
@@ -112,6 +163,15 @@ export class Authenticator {
     if (user.status === 'pending') throw new RestAuthError('account_pending', 'This account waits for an administrator to approve it.')
     if (user.status === 'disabled') throw new RestAuthError('account_disabled', 'This account has been disabled by an administrator.')
     if (hasher.needsRehash(user.passwordHash)) await this.#upgradeHash(user, password)
+    else if (cacheId !== undefined) {
+      const now = clock.now()
+      this.#credentials?.set(cacheId, {
+        userId: user.id,
+        passwordHash: user.passwordHash,
+        cachedAt: now,
+        untilMs: now + (this.#deps.credentialCacheTtl ?? 0) * 1000,
+      })
+    }
     return { method: 'password', user, authTime: Math.floor(clock.now() / 1000) }
   }
 

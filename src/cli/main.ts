@@ -2,11 +2,7 @@
 /** `npx rest-auth <command>`. Exit codes: 0 ok, 1 failure, 2 usage or configuration error. */
 import { ConfigError } from '../config/schema.ts'
 import { parseCli, usage } from './args.ts'
-import { auditCommand, inviteCommand, userCommand } from './commands/accounts.ts'
-import { clientCommand } from './commands/client.ts'
-import { keysCommand } from './commands/keys.ts'
-import { migrateCommand } from './commands/migrate.ts'
-import { serveCommand } from './commands/serve.ts'
+// Commands are imported when run: `user list` need not load Fastify and Swagger.
 
 const io = { out: (l: string) => process.stdout.write(`${l}\n`), err: (l: string) => process.stderr.write(`${l}\n`) }
 
@@ -25,20 +21,20 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
   }
   switch (cli.command) {
     case 'serve':
-      await serveCommand(cli.overrides)
+      await (await import('./commands/serve.ts')).serveCommand(cli.overrides)
       return undefined // keeps running until a signal
     case 'migrate':
-      return migrateCommand(cli.overrides, io, cli.json)
+      return (await import('./commands/migrate.ts')).migrateCommand(cli.overrides, io, cli.json)
     case 'keys':
-      return keysCommand(cli.positionals[0], cli.overrides, { ...cli.options, json: cli.json }, io)
+      return (await import('./commands/keys.ts')).keysCommand(cli.positionals[0], cli.overrides, { ...cli.options, json: cli.json }, io)
     case 'client':
-      return clientCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
+      return (await import('./commands/client.ts')).clientCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
     case 'user':
-      return userCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
+      return (await import('./commands/accounts.ts')).userCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
     case 'invite':
-      return inviteCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
+      return (await import('./commands/accounts.ts')).inviteCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
     case 'audit':
-      return auditCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
+      return (await import('./commands/accounts.ts')).auditCommand(cli.positionals, cli.overrides, { ...cli.options, json: cli.json }, io)
     default:
       io.err(`rest-auth: unknown command "${cli.command}"`)
       io.err(usage())

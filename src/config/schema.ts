@@ -44,6 +44,11 @@ export interface Config {
   readonly requireHttps: boolean
   readonly corsOrigins: readonly string[]
   readonly allowInsecureProduction: boolean
+  readonly tokenCacheSize: number
+  readonly credentialCacheTtl: number
+  readonly statePollMs: number
+  /** 0 = one per core. */
+  readonly workers: number
 }
 
 export class ConfigError extends Error {
@@ -373,6 +378,35 @@ export const SETTINGS: readonly Setting[] = [
     default: 'off',
     doc: 'Explicit override that lets `NODE_ENV=production` start with `AUTH_REQUIRE_HTTPS=off` or `AUTH_RATE_LIMITS=off`.',
     parse: onOff,
+  },
+  {
+    key: 'tokenCacheSize',
+    env: 'AUTH_TOKEN_CACHE_SIZE',
+    default: '10000',
+    doc: 'Verified access tokens remembered per process (each until its `exp`), so a known token costs no signature check. Revocation is still checked on every request. `0` turns the cache off.',
+    parse: intIn(0, 10_000_000),
+  },
+  {
+    key: 'credentialCacheTtl',
+    env: 'AUTH_CREDENTIAL_CACHE_TTL',
+    default: '60',
+    doc: 'Seconds a verified Basic username:password is remembered per process (keyed by an HMAC under a key that never leaves memory), so repeated Basic requests skip argon2. Dropped at once on password change, disable, deletion or revoke-all. Trade-off: for that long a password stays valid on an instance after it changed elsewhere only until the change feed (below) tells it, and a memory dump of the process could confirm a guessed password. `0` turns it off.',
+    parse: intIn(0, 3_600),
+  },
+  {
+    key: 'statePollMs',
+    env: 'AUTH_STATE_POLL_MS',
+    default: '250',
+    doc: 'How often each process reads the database\'s change log to drop cached users, revocations and keys that another instance or the CLI changed (the bound on how long a change takes to reach every instance). `0` turns off the user and revocation cache: every request reads the database.',
+    parse: intIn(0, 10_000),
+  },
+  {
+    key: 'workers',
+    env: 'WORKERS',
+    default: 'auto',
+    defaultDoc: '`auto` (one per core)',
+    doc: 'Server processes (`serve --workers N`, node:cluster) sharing the port: keys, revocation and cache invalidation are shared through the database and at once between workers; rate-limit counters through the primary process (or Redis). `1` runs a single process.',
+    parse: (raw, key) => (raw.trim().toLowerCase() === 'auto' ? 0 : intIn(1, 64)(raw, key)),
   },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', doc: 'pino log level.', parse: oneOf(LOG_LEVELS) },
   {

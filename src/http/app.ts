@@ -10,9 +10,11 @@ import { systemClock } from '../clock.ts'
 import type { Config } from '../config/schema.ts'
 import { RestAuthError } from '../errors.ts'
 import { createRuntime, type Runtime } from '../runtime.ts'
-import type { Store } from '../store/store.ts'
+import type { StateChange, Store } from '../store/store.ts'
 import { type CounterStore, MemoryCounterStore } from '../ratelimit/counters.ts'
 import { FailoverCounterStore, RedisCounterStore } from '../store/redis/counters.ts'
+import { ChangeFeed } from '../state/feed.ts'
+import { CachingStore, DEFAULT_CACHE_LIMITS } from '../state/caching-store.ts'
 import { BODY_LIMIT_BYTES, parseJsonBody } from './json-body.ts'
 import { errorHandler, sendProblem } from './problem.ts'
 import { registerRoutes } from './routes.ts'
@@ -31,6 +33,11 @@ export interface BuildAppOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer }
   /** Rate-limit counters shared between instances (Redis); default in memory. */
   readonly counters?: CounterStore
+  /** Other processes of this server (cluster workers): told of this one's changes, telling it theirs. */
+  readonly peers?: {
+    readonly publish: (change: Pick<StateChange, 'kind' | 'ref'>) => void
+    readonly subscribe: (apply: (change: Pick<StateChange, 'kind' | 'ref'>) => void) => void
+  }
 }
 
 /** Paths redacted from every log line (house style anti-pattern B). */
@@ -55,8 +62,11 @@ export function createLogger(level: Config['logLevel'], destination?: NodeJS.Wri
 
 
 /** REDIS_URL: counters shared by every instance, with this process's own as the fallback. */
-function sharedCounters(url: string, logger: Logger): CounterStore {
-  return new FailoverCounterStore(new RedisCounterStore(url), new MemoryCounterStore(), (degraded, error) =>
+async function sharedCounters(url: string, logger: Logger): Promise<CounterStore> {
+  const redis = new RedisCounterStore(url)
+  // give the connection a moment, so the first requests do not fall back (and log an outage) needlessly
+  await redis.ready()
+  return new FailoverCounterStore(redis, new MemoryCounterStore(), (degraded, error) =>
     degraded
       ? logger.error({ err: error }, 'Redis unreachable: rate limits fall back to per-instance counters')
       : logger.warn('Redis reachable again: rate limits are shared across instances'),
@@ -66,13 +76,36 @@ function sharedCounters(url: string, logger: Logger): CounterStore {
 export interface RestAuthApp {
   readonly app: FastifyInstance
   readonly runtime: Runtime
+  /**
+   * Reads the change log now, so changes made by other processes (the CLI, other instances) are
+   * applied before the next request rather than within AUTH_STATE_POLL_MS.
+   */
+  sync(): Promise<void>
 }
 
 export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
-  const { config, store } = options
+  const { config } = options
   const clock = options.clock ?? systemClock
   const logger = options.logger ?? createLogger(config.logLevel)
-  const counters = options.counters ?? (config.redisUrl !== undefined && config.rateLimits ? sharedCounters(config.redisUrl, logger) : undefined)
+  const counters = options.counters ?? (config.redisUrl !== undefined && config.rateLimits ? await sharedCounters(config.redisUrl, logger) : undefined)
+  // The hot reads of the token path from memory, kept fresh by the database's change log.
+  const feed =
+    config.statePollMs > 0
+      ? new ChangeFeed(options.store, systemClock, {
+          pollMs: config.statePollMs,
+          staleMs: Math.max(1_000, 4 * config.statePollMs),
+          onError: (error) => logger.warn({ err: error }, 'change log unreadable: caches bypassed until it is back'),
+        })
+      : undefined
+  const caching = feed === undefined ? undefined : new CachingStore(options.store, feed, DEFAULT_CACHE_LIMITS, options.peers?.publish)
+  const store: Store = caching ?? options.store
+  if (caching !== undefined) {
+    options.peers?.subscribe((change) => {
+      caching.invalidate(change)
+      if (change.kind === 'keys') void feed?.poll()
+    })
+  }
+  await feed?.start()
   const runtime = createRuntime(config, store, clock, {
     onRehash: (userId, outcome, error) =>
       outcome === 'upgraded'
@@ -82,6 +115,12 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
     ...(counters === undefined ? {} : { counters }),
   })
   await runtime.init()
+  feed?.onChange((change) => {
+    if (change.kind !== 'keys') return
+    runtime.tokens.forgetVerified()
+    runtime.keyring.reload().catch((error: unknown) => logger.warn({ err: error }, 'signing keys reload failed'))
+  })
+  feed?.onReset(() => runtime.tokens.forgetVerified())
 
   const app = Fastify({
     ...(options.tls === undefined ? {} : { https: { cert: options.tls.cert, key: options.tls.key } }),
@@ -160,7 +199,8 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
   })
   app.addHook('onClose', async () => {
     clearInterval(purgeTimer)
+    feed?.stop()
     await runtime.close()
   })
-  return { app, runtime }
+  return { app, runtime, sync: async () => feed?.poll() }
 }

@@ -18,6 +18,8 @@ export interface CounterStore {
    */
   hit(key: string, ttlMs: number, now: number, sliding?: boolean): Promise<Counter>
   get(key: string, now: number): Promise<Counter | undefined>
+  /** Takes one back (an attempt counted up front that turned out not to count). Never below 0. */
+  unhit(key: string): Promise<void>
   reset(key: string): Promise<void>
   close(): Promise<void>
 }
@@ -45,6 +47,11 @@ export class MemoryCounterStore implements CounterStore {
 
   async get(key: string, now: number): Promise<Counter | undefined> {
     return this.#live(key, now)
+  }
+
+  async unhit(key: string): Promise<void> {
+    const c = this.#map.get(key)
+    if (c !== undefined && c.count > 0) this.#map.set(key, { ...c, count: c.count - 1 })
   }
 
   async reset(key: string): Promise<void> {

@@ -13,7 +13,12 @@ function digest(text: string): string {
 }
 
 export interface RateLimiter {
-  /** Throws 429 `too_many_attempts` when a password attempt for `canonical` from `ip` must wait. */
+  /**
+   * Admits a password attempt for `canonical` from `ip`, or throws 429 `too_many_attempts`. An
+   * admitted attempt is counted against the pair and address limits at once (atomically), so a burst
+   * of parallel attempts cannot all pass the check before any is counted; it must then be settled with
+   * `loginFailed` or `loginSucceeded`.
+   */
   checkLogin(canonical: string, ip: string): Promise<void>
   loginFailed(canonical: string, ip: string): Promise<void>
   loginSucceeded(canonical: string, ip: string): Promise<void>
@@ -48,30 +53,39 @@ export class CountingRateLimiter implements RateLimiter {
   async checkLogin(canonical: string, ip: string): Promise<void> {
     const now = this.#clock.now()
     const k = this.#keys(canonical, ip)
+    const l = this.#limits
     const [pair, user, addr] = await Promise.all([this.#counters.get(k.pair, now), this.#counters.get(k.user, now), this.#counters.get(k.ip, now)])
-    const verdict = judgeLogin({ pair, user, ip: addr }, now, this.#limits)
-    if (verdict.allowed) return
-    const seconds = retryAfterSeconds(verdict.retryAt, now)
+    const verdict = judgeLogin({ pair, user, ip: addr }, now, l)
+    if (!verdict.allowed) throw this.#throttled(verdict.retryAt, now, verdict.reason)
+    // Count the attempt up front on the hard limits: of N parallel attempts only the first few get a
+    // count within the limit; the others are refused and taken back (refused attempts do not count).
+    const [pairNow, addrNow] = await Promise.all([this.#counters.hit(k.pair, l.pairWindowMs, now), this.#counters.hit(k.ip, l.ipWindowMs, now)])
+    if (pairNow.count > l.pairMax || addrNow.count > l.ipMax) {
+      await Promise.all([this.#counters.unhit(k.pair), this.#counters.unhit(k.ip)])
+      const retryAt = pairNow.count > l.pairMax ? pairNow.resetAt : addrNow.resetAt
+      throw this.#throttled(retryAt, now, pairNow.count > l.pairMax ? 'pair' : 'address')
+    }
+  }
+
+  #throttled(retryAt: number, now: number, reason: string): RestAuthError {
+    const seconds = retryAfterSeconds(retryAt, now)
     throw new RestAuthError('too_many_attempts', `Too many failed password attempts; retry in ${seconds} s.`, {
       headers: { 'Retry-After': String(seconds) },
-      internal: `login throttled: ${verdict.reason}`,
+      internal: `login throttled: ${reason}`,
     })
   }
 
+  /** The pair and address were counted by checkLogin; the username's run of failures grows here. */
   async loginFailed(canonical: string, ip: string): Promise<void> {
     const now = this.#clock.now()
     const k = this.#keys(canonical, ip)
-    const l = this.#limits
-    await Promise.all([
-      this.#counters.hit(k.pair, l.pairWindowMs, now),
-      this.#counters.hit(k.user, l.userResetMs, now, true),
-      this.#counters.hit(k.ip, l.ipWindowMs, now),
-    ])
+    await this.#counters.hit(k.user, this.#limits.userResetMs, now, true)
   }
 
+  /** A success resets its pair and the username's run, and takes back its count on the address. */
   async loginSucceeded(canonical: string, ip: string): Promise<void> {
     const k = this.#keys(canonical, ip)
-    await Promise.all([this.#counters.reset(k.pair), this.#counters.reset(k.user)])
+    await Promise.all([this.#counters.reset(k.pair), this.#counters.reset(k.user), this.#counters.unhit(k.ip)])
   }
 
   async consume(limit: WindowLimit, subject: string): Promise<void> {

@@ -25,6 +25,8 @@ import type {
   UserChange,
   UserQuery,
   UserStatus,
+  StateChange,
+  StateChangeKind,
 } from './store.ts'
 
 type Db = Kysely<Database> | Transaction<Database>
@@ -116,6 +118,14 @@ function toAuditEntry(row: AuditRow): AuditEntry {
     detail,
   }
 }
+
+/** Appends to the change log, in the caller's transaction (so the change and its record commit together). */
+async function logChange(db: Db, kind: StateChangeKind, ref: string | number, now: number = Date.now()): Promise<void> {
+  await db.insertInto('state_changes').values({ at: now, kind, ref: String(ref) }).execute()
+}
+
+/** How long change-log rows are kept: instances read them within a second; an hour is plenty. */
+const CHANGE_LOG_RETENTION_MS = 3_600_000
 
 /** Thrown inside a transaction to roll it back with a known outcome. */
 class Rollback extends Error {
@@ -226,15 +236,15 @@ export class KyselyStore implements Store {
   }
 
   async listUsers(query: UserQuery): Promise<readonly User[]> {
+    // No stored name or role holds NUL (and PostgreSQL text cannot even be compared with one): nothing matches.
+    if (query.search?.includes('\u0000') === true || query.role?.includes('\u0000') === true) return []
     let q = this.db.selectFrom('users').selectAll().orderBy('id').limit(query.limit)
     if (query.afterId !== undefined) q = q.where('id', '>', query.afterId)
     if (query.status !== undefined) q = q.where('status', '=', query.status)
-    if (query.search !== undefined && query.search !== '' && !query.search.includes('\u0000')) {
+    if (query.search !== undefined && query.search !== '') {
       q = q.where(sql<boolean>`username_canonical LIKE ${`%${likeLiteral(query.search)}%`} ESCAPE '\\'`)
     }
-    if (query.role !== undefined) {
-      q = q.where(sql<boolean>`(' ' || roles || ' ') LIKE ${`% ${likeLiteral(query.role)} %`} ESCAPE '\\'`)
-    }
+    if (query.role !== undefined) q = q.where(this.#holdsRole(query.role))
     const rows = await q.execute()
     return rows.map(toUser)
   }
@@ -248,6 +258,7 @@ export class KyselyStore implements Store {
       if (change.passwordHash !== undefined) set.password_hash = change.passwordHash
       const updated = await trx.updateTable('users').set(set).where('id', '=', id).executeTakeFirst()
       if (Number(updated.numUpdatedRows) === 0) return undefined
+      await logChange(trx, 'user', id, now)
       if (change.revokeTokensBefore !== undefined) {
         await trx
           .updateTable('users')
@@ -270,16 +281,32 @@ export class KyselyStore implements Store {
   async deleteUser(id: number): Promise<boolean> {
     if (!Number.isSafeInteger(id) || id < 1 || id > MAX_ID) return false
     // refresh families and their tokens go with the user (ON DELETE CASCADE)
-    const result = await this.db.deleteFrom('users').where('id', '=', id).executeTakeFirst()
-    return Number(result.numDeletedRows) > 0
+    return this.db.transaction().execute(async (trx) => {
+      const result = await trx.deleteFrom('users').where('id', '=', id).executeTakeFirst()
+      const deleted = Number(result.numDeletedRows) > 0
+      if (deleted) await logChange(trx, 'user', id)
+      return deleted
+    })
+  }
+
+  /**
+   * `roles` (space-separated) holds exactly `role`: a case-sensitive substring test on both dialects
+   * (SQLite's LIKE folds ASCII case, so LIKE would make 'ADMIN' match 'admin' there only).
+   */
+  #holdsRole(role: string) {
+    const needle = ` ${role} `
+    return this.dialect === 'sqlite'
+      ? sql<boolean>`instr(' ' || roles || ' ', ${needle}) > 0`
+      : sql<boolean>`strpos(' ' || roles || ' ', ${needle}) > 0`
   }
 
   async countActiveWithRole(role: string): Promise<number> {
+    if (role.includes('\u0000')) return 0
     const row = await this.db
       .selectFrom('users')
       .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
       .where('status', '=', 'active')
-      .where(sql<boolean>`(' ' || roles || ' ') LIKE ${`% ${likeLiteral(role)} %`} ESCAPE '\\'`)
+      .where(this.#holdsRole(role))
       .executeTakeFirstOrThrow()
     return Number(row.n)
   }
@@ -373,6 +400,7 @@ export class KyselyStore implements Store {
   }
 
   async queryAudit(query: AuditQuery): Promise<readonly AuditEntry[]> {
+    if (query.event?.includes('\u0000') === true) return []
     let q = this.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(query.limit)
     if (query.event !== undefined) {
       // 'user.*' matches every event of that family
@@ -393,13 +421,17 @@ export class KyselyStore implements Store {
   }
 
   async replacePasswordHash(id: number, expected: string, next: string, now: number): Promise<boolean> {
-    const result = await this.db
-      .updateTable('users')
-      .set({ password_hash: next, updated_at: now })
-      .where('id', '=', id)
-      .where('password_hash', '=', expected)
-      .executeTakeFirst()
-    return Number(result.numUpdatedRows) === 1
+    return this.db.transaction().execute(async (trx) => {
+      const result = await trx
+        .updateTable('users')
+        .set({ password_hash: next, updated_at: now })
+        .where('id', '=', id)
+        .where('password_hash', '=', expected)
+        .executeTakeFirst()
+      const replaced = Number(result.numUpdatedRows) === 1
+      if (replaced) await logChange(trx, 'user', id, now)
+      return replaced
+    })
   }
 
   async listSigningKeys(): Promise<readonly SigningKey[]> {
@@ -408,7 +440,14 @@ export class KyselyStore implements Store {
   }
 
   async insertSigningKey(key: SigningKey): Promise<void> {
-    await this.db
+    await this.db.transaction().execute(async (trx) => {
+      await this.#insertSigningKey(trx, key)
+      await logChange(trx, 'keys', '', key.createdAt)
+    })
+  }
+
+  async #insertSigningKey(db: Db, key: SigningKey): Promise<void> {
+    await db
       .insertInto('signing_keys')
       .values({
         kid: key.kid,
@@ -427,11 +466,17 @@ export class KyselyStore implements Store {
     if (times.activatesAt !== undefined) set.activates_at = times.activatesAt
     if (times.retiresAt !== undefined) set.retires_at = times.retiresAt
     if (Object.keys(set).length === 0) return
-    await this.db.updateTable('signing_keys').set(set).where('kid', '=', kid).execute()
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('signing_keys').set(set).where('kid', '=', kid).execute()
+      await logChange(trx, 'keys', '')
+    })
   }
 
   async deleteSigningKey(kid: string): Promise<void> {
-    await this.db.deleteFrom('signing_keys').where('kid', '=', kid).execute()
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('signing_keys').where('kid', '=', kid).execute()
+      await logChange(trx, 'keys', '')
+    })
   }
 
   async serverSecret(name: string, create: () => string, now: number): Promise<string> {
@@ -447,11 +492,14 @@ export class KyselyStore implements Store {
   // ---- revocation ----
 
   async revokeJti(jti: string, subject: string, expiresAt: number, now: number): Promise<void> {
-    await this.db
-      .insertInto('revoked_tokens')
-      .values({ jti, subject, expires_at: expiresAt, revoked_at: now })
-      .onConflict((oc) => oc.column('jti').doNothing())
-      .execute()
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('revoked_tokens')
+        .values({ jti, subject, expires_at: expiresAt, revoked_at: now })
+        .onConflict((oc) => oc.column('jti').doNothing())
+        .execute()
+      await logChange(trx, 'jti', jti, now)
+    })
   }
 
   async revocationState(jti: string, familyId: string | undefined): Promise<RevocationState> {
@@ -483,6 +531,7 @@ export class KyselyStore implements Store {
         .where('user_id', '=', userId)
         .where('revoked_at', 'is', null)
         .execute()
+      await logChange(trx, 'user', userId, now)
     })
   }
 
@@ -490,6 +539,7 @@ export class KyselyStore implements Store {
     const denied = await this.db.deleteFrom('revoked_tokens').where('expires_at', '<', now).executeTakeFirst()
     // refresh_tokens rows go with their family (ON DELETE CASCADE needs foreign_keys=ON on SQLite: set)
     const families = await this.db.deleteFrom('refresh_families').where('expires_at', '<', now).executeTakeFirst()
+    await this.db.deleteFrom('state_changes').where('at', '<', now - CHANGE_LOG_RETENTION_MS).execute()
     let audit = 0
     if (auditBefore !== undefined) {
       const result = await this.db.deleteFrom('audit_log').where('at', '<', auditBefore).executeTakeFirst()
@@ -527,8 +577,12 @@ export class KyselyStore implements Store {
   }
 
   async deleteClient(clientId: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('oauth_clients').where('client_id', '=', clientId).executeTakeFirst()
-    return Number(result.numDeletedRows) > 0
+    return this.db.transaction().execute(async (trx) => {
+      const result = await trx.deleteFrom('oauth_clients').where('client_id', '=', clientId).executeTakeFirst()
+      const deleted = Number(result.numDeletedRows) > 0
+      if (deleted) await logChange(trx, 'client', clientId)
+      return deleted
+    })
   }
 
   // ---- refresh tokens ----
@@ -570,12 +624,36 @@ export class KyselyStore implements Store {
   }
 
   async revokeRefreshFamily(familyId: string, reason: string, now: number): Promise<void> {
-    await this.db
-      .updateTable('refresh_families')
-      .set({ revoked_at: now, revoked_reason: reason })
-      .where('id', '=', familyId)
-      .where('revoked_at', 'is', null)
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('refresh_families')
+        .set({ revoked_at: now, revoked_reason: reason })
+        .where('id', '=', familyId)
+        .where('revoked_at', 'is', null)
+        .execute()
+      await logChange(trx, 'family', familyId, now)
+    })
+  }
+
+  // ---- change log ----
+
+  async changesSince(afterId: number, limit: number): Promise<readonly StateChange[]> {
+    const rows = await this.db
+      .selectFrom('state_changes')
+      .select(['id', 'kind', 'ref'])
+      .where('id', '>', afterId)
+      .orderBy('id')
+      .limit(limit)
       .execute()
+    return rows.map((r) => ({ id: Number(r.id), kind: r.kind as StateChangeKind, ref: r.ref }))
+  }
+
+  async latestChangeId(): Promise<number> {
+    const row = await this.db
+      .selectFrom('state_changes')
+      .select((eb) => eb.fn.max('id').as('id'))
+      .executeTakeFirst()
+    return row?.id == null ? 0 : Number(row.id)
   }
 
   /**
@@ -605,6 +683,7 @@ export class KyselyStore implements Store {
           .where('id', '=', f.id)
           .where('revoked_at', 'is', null)
           .execute()
+        await logChange(trx, 'family', f.id, r.now)
         return { kind: 'refused', reason: 'reuse', family: f }
       }
       if (family === undefined || decision.kind === 'unknown') return { kind: 'refused', reason: 'unknown' }

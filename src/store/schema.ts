@@ -115,6 +115,14 @@ export interface Database {
   refresh_tokens: RefreshTokensTable
   invites: InvitesTable
   audit_log: AuditLogTable
+  state_changes: StateChangesTable
+}
+
+export interface StateChangesTable {
+  id: Generated<number>
+  at: number
+  kind: string
+  ref: string
 }
 
 export type UserRow = Selectable<UsersTable>

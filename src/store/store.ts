@@ -175,6 +175,16 @@ export interface RevocationState {
 
 export type StoreDialect = 'sqlite' | 'postgres'
 
+/** What changed in authentication state (the change log every instance reads). */
+export type StateChangeKind = 'user' | 'jti' | 'family' | 'keys' | 'client'
+
+export interface StateChange {
+  readonly id: number
+  readonly kind: StateChangeKind
+  /** The user id, jti, family id or client id; '' for keys. */
+  readonly ref: string
+}
+
 export interface Store {
   readonly dialect: StoreDialect
   /** Brings the schema to the latest version. Throws (after reporting each step) on failure. */
@@ -228,8 +238,8 @@ export interface Store {
   /** Revokes every token of the user issued before `validAfter` (seconds) and all refresh families. */
   revokeAllForUser(userId: number, validAfter: number, now: number): Promise<void>
   /**
-   * Drops denylist rows whose token has expired, refresh data past its end, and audit entries
-   * older than `auditBefore` (ms) when given. Returns rows removed.
+   * Drops denylist rows whose token has expired, refresh data past its end, change-log rows older
+   * than an hour, and audit entries older than `auditBefore` (ms) when given. Returns rows removed.
    */
   purgeExpired(now: number, auditBefore?: number): Promise<number>
 
@@ -245,5 +255,11 @@ export interface Store {
   rotateRefreshToken(rotation: RefreshRotation): Promise<RefreshOutcome>
   findRefreshToken(tokenHash: string): Promise<RefreshLookup | undefined>
   revokeRefreshFamily(familyId: string, reason: string, now: number): Promise<void>
+
+  // ---- change log ----
+  /** Changes after `afterId`, oldest first, at most `limit`. */
+  changesSince(afterId: number, limit: number): Promise<readonly StateChange[]>
+  /** The id of the latest change (0 when none). */
+  latestChangeId(): Promise<number>
   close(): Promise<void>
 }

@@ -103,6 +103,11 @@ export class Keyring {
     return found === undefined || this.#state(found) === 'expired' ? undefined : found.publicKey
   }
 
+  /** Re-reads the keys now (another instance or the CLI staged, retired or removed one). */
+  async reload(): Promise<void> {
+    await this.#load()
+  }
+
   /** RFC 7517 JWK Set of every key that may still verify a token. Public halves only. */
   jwks(): { keys: JWK[] } {
     this.#refreshIfStale()

@@ -1,5 +1,8 @@
 /** Process edge: config → store → migrate → app → listen; SIGTERM/SIGINT close gracefully. */
+import cluster from 'node:cluster'
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { IpcCounterStore, runPrimary, shareInvalidations } from '../cluster.ts'
 import { loadConfig } from '../../config/load.ts'
 import type { Config } from '../../config/schema.ts'
 import { buildApp, createLogger } from '../../http/app.ts'
@@ -11,16 +14,30 @@ const SHUTDOWN_GRACE_MS = 25_000
 export async function serveCommand(overrides: Record<string, string>): Promise<void> {
   const { config, warnings } = loadConfig({ overrides })
   const logger = createLogger(config.logLevel)
-  for (const warning of warnings) logger.warn(warning)
+  const workers = config.workers === 0 ? availableParallelism() : config.workers
+  const worker = cluster.isWorker
+  if (!worker) for (const warning of warnings) logger.warn(warning)
   const store = createStore(config.databaseUrl)
   try {
-    for (const o of await store.migrate()) logger.info({ migration: o.migrationName, status: o.status }, 'migration')
+    // The primary (or the only process) migrates; workers find the schema up to date.
+    for (const o of await store.migrate()) if (!worker) logger.info({ migration: o.migrationName, status: o.status }, 'migration')
   } catch (error) {
     await store.close()
     throw error
   }
+  if (!worker && workers > 1) {
+    await store.close()
+    readTls(config) // a missing certificate stops the start here, not in every worker
+    process.exit(await runPrimary(workers, logger))
+  }
   const tls = readTls(config)
-  const { app } = await buildApp({ config, store, logger, ...(tls === undefined ? {} : { tls }) })
+  const { app } = await buildApp({
+    config,
+    store,
+    logger,
+    ...(tls === undefined ? {} : { tls }),
+    ...(worker ? workerSharing(config) : {}),
+  })
 
   let closing = false
   const shutdown = (signal: string) => {
@@ -55,6 +72,21 @@ export async function serveCommand(overrides: Record<string, string>): Promise<v
     { address, publicUrl: config.publicUrl, database: store.dialect, passwordPolicy: config.passwordPolicy, https: tls !== undefined },
     'rest-auth listening',
   )
+}
+
+/** What a cluster worker shares with its siblings: cache invalidations, and counters unless Redis holds them. */
+function workerSharing(config: Config) {
+  let apply: (change: Parameters<Parameters<typeof shareInvalidations>[0]>[0]) => void = () => {}
+  const publish = shareInvalidations((change) => apply(change))
+  return {
+    peers: {
+      publish,
+      subscribe: (f: typeof apply) => {
+        apply = f
+      },
+    },
+    ...(config.redisUrl === undefined && config.rateLimits ? { counters: new IpcCounterStore() } : {}),
+  }
 }
 
 /** Reads the certificate and key named by the config; a missing file stops the start with its name. */

@@ -22,15 +22,22 @@ export function securityHeaders(request: FastifyRequest, reply: FastifyReply): F
   reply.header('X-Content-Type-Options', 'nosniff')
   reply.header('Referrer-Policy', 'no-referrer')
   if (request.protocol === 'https') reply.header('Strict-Transport-Security', HSTS)
-  if (request.url.startsWith('/api/') && !reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store')
+  // the matched route, not the raw URL: '/%61pi/users' is routed to '/api/users' too
+  if (routeOf(request).startsWith('/api/') && !reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store')
   return reply
 }
 
-/** Credentials travel in the Authorization header, or in a body (registration, OAuth forms, passwords). */
+function routeOf(request: FastifyRequest): string {
+  return request.routeOptions.url ?? request.url
+}
+
+/**
+ * Credentials travel in the Authorization header, or in a body (registration, OAuth forms, password
+ * changes): every request with a body method is treated as carrying them, however its path is spelled.
+ */
 function carriesCredentials(request: FastifyRequest): boolean {
   if (request.headers.authorization !== undefined) return true
-  if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return false
-  return request.url.startsWith('/api/') || request.url.startsWith('/oauth/')
+  return request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'OPTIONS'
 }
 
 const CORS_METHODS = 'GET, POST, PUT, DELETE'

@@ -17,6 +17,13 @@ if c == 1 or ARGV[3] == '1' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {c, redis.call('PTTL', KEYS[1])}
 `
 
+// KEYS[1] counter: one back, never below zero
+const UNHIT = `
+local c = tonumber(redis.call('HGET', KEYS[1], 'c') or '0')
+if c > 0 then redis.call('HINCRBY', KEYS[1], 'c', -1) end
+return 1
+`
+
 export class RedisCounterStore implements CounterStore {
   readonly #redis: Redis
 
@@ -30,6 +37,7 @@ export class RedisCounterStore implements CounterStore {
       commandTimeout: 1_000,
     })
     this.#redis.defineCommand('raHit', { numberOfKeys: 1, lua: HIT })
+    this.#redis.defineCommand('raUnhit', { numberOfKeys: 1, lua: UNHIT })
     // Errors surface on the commands; without a listener ioredis would print them for every retry.
     this.#redis.on('error', () => {})
   }
@@ -49,8 +57,28 @@ export class RedisCounterStore implements CounterStore {
     return { count: Number(fields['c']), resetAt: now + Number(pttl), lastAt: Number(fields['l'] ?? now) }
   }
 
+  async unhit(key: string): Promise<void> {
+    const unhit = (this.#redis as unknown as { raUnhit: (k: string) => Promise<number> }).raUnhit // defined above
+    await unhit.call(this.#redis, PREFIX + key)
+  }
+
   async reset(key: string): Promise<void> {
     await this.#redis.del(PREFIX + key)
+  }
+
+  /** Resolves once connected (or after `timeoutMs`, when the failover takes over until it is). */
+  async ready(timeoutMs = 2_000): Promise<boolean> {
+    if (this.#redis.status === 'ready') return true
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer)
+        this.#redis.off('ready', onReady)
+        resolve(ok)
+      }
+      const onReady = () => done(true)
+      const timer = setTimeout(() => done(false), timeoutMs)
+      this.#redis.once('ready', onReady)
+    })
   }
 
   async ping(): Promise<void> {
@@ -102,6 +130,10 @@ export class FailoverCounterStore implements CounterStore {
 
   get(key: string, now: number): Promise<Counter | undefined> {
     return this.#run((s) => s.get(key, now))
+  }
+
+  unhit(key: string): Promise<void> {
+    return this.#run((s) => s.unhit(key))
   }
 
   reset(key: string): Promise<void> {
