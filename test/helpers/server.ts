@@ -38,6 +38,8 @@ export interface TestServer {
   readonly store: Store
   readonly runtime: Runtime
   readonly databaseUrl: string
+  /** Applies what other processes changed (the CLI, another server) now instead of within the poll interval. */
+  sync(): Promise<void>
   /** Everything the server logged, as raw text. */
   logs(): string
   request(method: string, path: string, options?: RequestOptions): Promise<Response>
@@ -83,7 +85,7 @@ export async function startServer(t: TestContext, options: StartOptions = {}): P
     await store.close()
     throw error
   }
-  const { app, runtime } = built
+  const { app, runtime, sync } = built
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => {
     await app.close()
@@ -107,6 +109,7 @@ export async function startServer(t: TestContext, options: StartOptions = {}): P
     store,
     runtime,
     databaseUrl,
+    sync,
     logs: () => chunks.join(''),
     request,
     get: (path, o) => request('GET', path, o),

@@ -244,8 +244,10 @@ for (const kind of STORES) {
     await expectRevokedEverywhere(again, revoked)
     await expectWorks(again, kept)
 
-    // A revoke-all made on the new server is seen by the old one (shared database, no cache).
+    // A revoke-all made on the new server is seen by the old one once it reads the change log
+    // (every AUTH_STATE_POLL_MS; sync() reads it now).
     await expectNoContent(await del(again, '/api/tokens', { bearer: kept }))
+    await srv.sync()
     await expectProblem(await srv.get('/api/resource', { bearer: kept }), 401, 'token_revoked')
   })
 

@@ -277,10 +277,13 @@ for (const kind of STORES) {
     assert.deepEqual(JSON.parse(deleted.stdout), { deleted: billingId })
     const again = await runCli(['client', 'delete', billingId], env)
     assert.equal(again.code, 1)
+    await srv.sync()
     await expectOAuthError(await postForm(srv, '/oauth/token', { grant_type: 'client_credentials' }, { client: billing }), 401, 'invalid_client')
     // Deleting a client removes its refresh tokens, and the access tokens of those sessions stop working.
     assert.equal((await srv.get('/api/resource', { bearer: grant.access_token })).status, 200)
     assert.equal((await runCli(['client', 'delete', mobile.clientId], env)).code, 0)
+    // the CLI is another process: the server learns of its change from the change log (sync reads it now)
+    await srv.sync()
     await expectOAuthError(await postForm(srv, '/oauth/token', { grant_type: 'refresh_token', refresh_token: grant.refresh_token ?? '' }, { client: mobile }), 401, 'invalid_client')
     await expectOAuthError(await postForm(srv, '/oauth/token', { grant_type: 'refresh_token', refresh_token: grant.refresh_token ?? '' }), 400, 'invalid_grant')
     assert.equal((await srv.get('/api/resource', { bearer: grant.access_token })).status, 401)
