@@ -242,6 +242,10 @@ class FlakyStore implements CounterStore {
     this.#check()
     return this.#inner.get(key, now)
   }
+  async unhit(key: string): Promise<void> {
+    this.#check()
+    await this.#inner.unhit(key)
+  }
   async reset(key: string): Promise<void> {
     this.#check()
     await this.#inner.reset(key)
