@@ -117,8 +117,14 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
   await runtime.init()
   feed?.onChange((change) => {
     if (change.kind !== 'keys') return
-    runtime.tokens.forgetVerified()
-    runtime.keyring.reload().catch((error: unknown) => logger.warn({ err: error }, 'signing keys reload failed'))
+    // forget after the reload, so no token is re-cached against the old keys in between
+    runtime.keyring.reload().then(
+      () => runtime.tokens.forgetVerified(),
+      (error: unknown) => {
+        runtime.tokens.forgetVerified()
+        logger.warn({ err: error }, 'signing keys reload failed')
+      },
+    )
   })
   feed?.onReset(() => runtime.tokens.forgetVerified())
 

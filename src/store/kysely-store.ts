@@ -1,4 +1,4 @@
-import { type Kysely, Migrator, sql, type Transaction } from 'kysely'
+import { type Kysely, Migrator, PostgresAdapter, sql, type Transaction } from 'kysely'
 import { createPostgresDb } from './dialects/postgres.ts'
 import { createSqliteDb } from './dialects/sqlite.ts'
 import { migrations } from './migrations/index.ts'
@@ -119,8 +119,19 @@ function toAuditEntry(row: AuditRow): AuditEntry {
   }
 }
 
-/** Appends to the change log, in the caller's transaction (so the change and its record commit together). */
+/** Key of the transaction-scoped advisory lock that orders change-log rows on PostgreSQL. */
+const CHANGE_LOG_LOCK = 73_052_026
+
+/**
+ * Appends to the change log, in the caller's transaction (so the change and its record commit
+ * together). Must be the transaction's last write. On PostgreSQL an identity value is taken at insert,
+ * not at commit, so without care a reader could see id N+1 committed before N and skip N for good;
+ * the advisory lock (held until commit) makes ids commit in order. SQLite has one writer anyway.
+ */
 async function logChange(db: Db, kind: StateChangeKind, ref: string | number, now: number = Date.now()): Promise<void> {
+  if (db.getExecutor().adapter instanceof PostgresAdapter) {
+    await sql`SELECT pg_advisory_xact_lock(${CHANGE_LOG_LOCK})`.execute(db)
+  }
   await db.insertInto('state_changes').values({ at: now, kind, ref: String(ref) }).execute()
 }
 
@@ -258,7 +269,6 @@ export class KyselyStore implements Store {
       if (change.passwordHash !== undefined) set.password_hash = change.passwordHash
       const updated = await trx.updateTable('users').set(set).where('id', '=', id).executeTakeFirst()
       if (Number(updated.numUpdatedRows) === 0) return undefined
-      await logChange(trx, 'user', id, now)
       if (change.revokeTokensBefore !== undefined) {
         await trx
           .updateTable('users')
@@ -273,6 +283,7 @@ export class KyselyStore implements Store {
           .where('revoked_at', 'is', null)
           .execute()
       }
+      await logChange(trx, 'user', id, now)
       const row = await findUserById(trx, id)
       return row === undefined ? undefined : toUser(row)
     })

@@ -105,6 +105,8 @@ export class Keyring {
 
   /** Re-reads the keys now (another instance or the CLI staged, retired or removed one). */
   async reload(): Promise<void> {
+    // a load already running may have read the keys before the change: wait for it, then read again
+    await this.#loading?.catch(() => {})
     await this.#load()
   }
 
