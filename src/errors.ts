@@ -50,7 +50,7 @@ export const ERROR_CATALOGUE = {
   header_too_large: {
     status: 431,
     title: 'Request header too large',
-    meaning: 'The `Authorization` header exceeds 8 KiB.',
+    meaning: 'The `Authorization` header exceeds 8 KiB, or all request headers together exceed 16 KiB.',
     fix: 'Send a token or credentials of normal size.',
   },
   username_invalid: {

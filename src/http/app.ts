@@ -16,7 +16,7 @@ import { FailoverCounterStore, RedisCounterStore } from '../store/redis/counters
 import { ChangeFeed } from '../state/feed.ts'
 import { CachingStore, DEFAULT_CACHE_LIMITS } from '../state/caching-store.ts'
 import { BODY_LIMIT_BYTES, parseJsonBody } from './json-body.ts'
-import { errorHandler, sendProblem } from './problem.ts'
+import { errorHandler, PROBLEM_CONTENT_TYPE, sendProblem, toProblem } from './problem.ts'
 import { registerRoutes } from './routes.ts'
 import { registerTransport, securityHeaders } from './plugins/transport.ts'
 import { problemSchema } from './schemas.ts'
@@ -60,6 +60,29 @@ export function createLogger(level: Config['logLevel'], destination?: NodeJS.Wri
   return destination === undefined ? pino(options) : pino(options, destination as pino.DestinationStream)
 }
 
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (headers over Node's 16 KiB, broken
+ * framing): answered as problem+json too, never Fastify's plain JSON, and the socket closed.
+ */
+function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW'
+  const problem = new RestAuthError(
+    tooLarge ? 'header_too_large' : 'invalid_request',
+    tooLarge ? 'The request headers are too large.' : 'The request could not be parsed.',
+  )
+  const body = JSON.stringify(toProblem(problem))
+  socket.end(
+    `HTTP/1.1 ${problem.status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      'X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n' +
+      body,
+  )
+}
 
 /** REDIS_URL: counters shared by every instance, with this process's own as the fallback. */
 async function sharedCounters(url: string, logger: Logger): Promise<CounterStore> {
@@ -138,6 +161,7 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
+    clientErrorHandler,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 100 },
     // Router-level refusals (bad percent-encoding, over-long path parameter) would otherwise be answered

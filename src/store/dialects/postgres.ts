@@ -50,6 +50,12 @@ export function createPostgresDb(databaseUrl: string, poolSize = 10): PostgresDb
   })
   // An idle client's error (server restart) must not crash the process; the next query reconnects.
   pool.on('error', () => {})
+  // Nor may a checked-out client's: pg-pool drops its own listener while a client is lent out, and a
+  // connection cut mid-query would emit 'error' with no listener and kill the process. The query
+  // itself still fails (→ 503 database_unavailable) and pg-pool discards the broken client.
+  pool.on('connect', (client) => {
+    client.on('error', () => {})
+  })
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   return {
     db,
