@@ -15,6 +15,9 @@ import { compileAllowList } from './users/username-allow.ts'
 import { type CounterStore, MemoryCounterStore } from './ratelimit/counters.ts'
 import { CountingRateLimiter, NO_RATE_LIMITS, type RateLimiter } from './ratelimit/throttle.ts'
 
+/** Audit entries of a server are written in batches at most this old (see AuditLog). */
+const AUDIT_BATCH_MS = 100
+
 export interface Runtime {
   readonly config: Config
   readonly store: Store
@@ -67,7 +70,7 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
     credentialCacheTtl: config.credentialCacheTtl,
     ...(options.onRehash ? { onRehash: options.onRehash } : {}),
   })
-  const audit = new AuditLog(store, clock, options.onAuditError)
+  const audit = new AuditLog(store, clock, options.onAuditError, { batchMs: AUDIT_BATCH_MS })
   const oauth = new OAuthService({
     audit,
     rateLimiter,
@@ -119,6 +122,7 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
       await Promise.all([keyring.init(), hasher.init(), oauth.init()])
     },
     async close() {
+      await audit.flush()
       await counters?.close()
     },
   }

@@ -4,7 +4,7 @@
  */
 import { USERNAME_MAX_CODE_POINTS } from '../auth/username.ts'
 import type { Clock } from '../clock.ts'
-import type { AuditEntry, Store } from '../store/store.ts'
+import type { AuditEntry, NewAuditEntry, Store } from '../store/store.ts'
 
 /** Who acted. The CLI is `{ id: null, name: 'cli' }`; an unauthenticated caller `{ id: null, name: 'anonymous' }`. */
 export interface Actor {
@@ -39,36 +39,79 @@ export interface AuditEvent {
   readonly detail?: AuditEntry['detail']
 }
 
+export interface AuditLogOptions {
+  /**
+   * Entries wait up to this long (ms) and are written together in one transaction: on SQLite each
+   * commit is an fsync on the event loop (synchronous=FULL), which one row per login would pay in
+   * full. 0 writes each entry before `record` resolves (the CLI). `flush()` and `close()` write what waits.
+   */
+  readonly batchMs?: number
+  readonly maxBatch?: number
+}
+
 export class AuditLog {
   readonly #store: Store
   readonly #clock: Clock
   readonly #onError: (error: unknown, event: string) => void
+  readonly #batchMs: number
+  readonly #maxBatch: number
+  #pending: NewAuditEntry[] = []
+  #timer: NodeJS.Timeout | undefined
+  #flushing: Promise<void> = Promise.resolve()
 
-  constructor(store: Store, clock: Clock, onError: (error: unknown, event: string) => void = () => {}) {
+  constructor(store: Store, clock: Clock, onError: (error: unknown, event: string) => void = () => {}, options: AuditLogOptions = {}) {
     this.#store = store
     this.#clock = clock
     this.#onError = onError
+    this.#batchMs = options.batchMs ?? 0
+    this.#maxBatch = options.maxBatch ?? 500
   }
 
   /**
-   * Appends one entry. A failed write is reported to `onError` and does not undo or fail the action
-   * it records (that action has already happened).
+   * Appends one entry (at once, or with the next batch). A failed write is reported to `onError` and
+   * does not undo or fail the action it records (that action has already happened).
    */
   async record(e: AuditEvent): Promise<void> {
-    try {
-      await this.#store.appendAudit({
-        at: this.#clock.now(),
-        event: e.event,
-        outcome: e.outcome ?? 'success',
-        actorId: e.actor.id,
-        actor: e.actor.name,
-        subjectId: e.subject?.id ?? null,
-        subject: e.subject?.username ?? null,
-        ip: e.actor.ip,
-        detail: e.detail ?? {},
-      })
-    } catch (error) {
-      this.#onError(error, e.event)
+    const entry: NewAuditEntry = {
+      at: this.#clock.now(),
+      event: e.event,
+      outcome: e.outcome ?? 'success',
+      actorId: e.actor.id,
+      actor: e.actor.name,
+      subjectId: e.subject?.id ?? null,
+      subject: e.subject?.username ?? null,
+      ip: e.actor.ip,
+      detail: e.detail ?? {},
     }
+    if (this.#batchMs <= 0) {
+      try {
+        await this.#store.appendAudit([entry])
+      } catch (error) {
+        this.#onError(error, e.event)
+      }
+      return
+    }
+    this.#pending.push(entry)
+    if (this.#pending.length >= this.#maxBatch) void this.flush()
+    else this.#timer ??= setTimeout(() => void this.flush(), this.#batchMs)
+  }
+
+  /** Writes every waiting entry; resolves when they are in the database (or reported as failed). */
+  flush(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
+    const batch = this.#pending
+    this.#pending = []
+    this.#flushing = this.#flushing.then(async () => {
+      if (batch.length === 0) return
+      try {
+        await this.#store.appendAudit(batch)
+      } catch (error) {
+        this.#onError(error, batch.map((b) => b.event).join(','))
+      }
+    })
+    return this.#flushing
   }
 }

@@ -262,8 +262,8 @@ export class CachingStore implements Store {
   revokeInvite(id: string, now: number): Promise<boolean> {
     return this.inner.revokeInvite(id, now)
   }
-  appendAudit(entry: NewAuditEntry): Promise<void> {
-    return this.inner.appendAudit(entry)
+  appendAudit(entries: readonly NewAuditEntry[]): Promise<void> {
+    return this.inner.appendAudit(entries)
   }
   queryAudit(query: AuditQuery) {
     return this.inner.queryAudit(query)

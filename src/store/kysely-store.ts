@@ -393,20 +393,24 @@ export class KyselyStore implements Store {
 
   // ---- audit log ----
 
-  async appendAudit(entry: NewAuditEntry): Promise<void> {
+  async appendAudit(entries: readonly NewAuditEntry[]): Promise<void> {
+    if (entries.length === 0) return
+    // one multi-row INSERT: one statement, one commit
     await this.db
       .insertInto('audit_log')
-      .values({
-        at: entry.at,
-        event: entry.event,
-        outcome: entry.outcome,
-        actor_id: entry.actorId,
-        actor: entry.actor,
-        subject_id: entry.subjectId,
-        subject: entry.subject,
-        ip: entry.ip,
-        detail: JSON.stringify(entry.detail),
-      })
+      .values(
+        entries.map((entry) => ({
+          at: entry.at,
+          event: entry.event,
+          outcome: entry.outcome,
+          actor_id: entry.actorId,
+          actor: entry.actor,
+          subject_id: entry.subjectId,
+          subject: entry.subject,
+          ip: entry.ip,
+          detail: JSON.stringify(entry.detail),
+        })),
+      )
       .execute()
   }
 

@@ -217,7 +217,8 @@ export interface Store {
   revokeInvite(id: string, now: number): Promise<boolean>
 
   // ---- audit log ----
-  appendAudit(entry: NewAuditEntry): Promise<void>
+  /** Appends the entries in one transaction. */
+  appendAudit(entries: readonly NewAuditEntry[]): Promise<void>
   queryAudit(query: AuditQuery): Promise<readonly AuditEntry[]>
 
   /** Compare-and-set of the hash (rehash on login); false when the hash changed meanwhile. */

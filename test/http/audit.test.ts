@@ -47,6 +47,7 @@ const events = (page: AuditPageJson): string[] => page.entries.map((e) => e.even
 
 /** Every audit row, straight from the store. */
 async function allEntries(srv: TestServer): Promise<readonly AuditEntry[]> {
+  await srv.runtime.audit.flush() // entries are written in batches (AuditLog batchMs)
   return srv.store.queryAudit({ limit: 1000 })
 }
 

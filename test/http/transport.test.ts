@@ -241,6 +241,7 @@ test('without TRUST_PROXY, X-Forwarded-For and X-Forwarded-Proto from 127.0.0.1 
   const res = await srv.get('/api/token', { basic: ['miguel', STRONG], headers: { 'x-forwarded-for': REMOTE, 'x-forwarded-proto': 'https' } })
   assert.equal(res.headers.get('strict-transport-security'), null, 'X-Forwarded-Proto from an untrusted peer does not make it HTTPS')
   await expectJson(res, 200)
+  await srv.runtime.audit.flush() // entries are written in batches
   const issued = await srv.store.queryAudit({ event: 'token.issued', limit: 10 })
   assert.equal(issued.length, 1)
   assert.equal(issued[0]?.ip, '127.0.0.1', 'request.ip is the socket address')
@@ -251,6 +252,7 @@ test('with TRUST_PROXY=127.0.0.1, the client address is the one X-Forwarded-For 
   if (!srv) return
   await registerOk(srv, 'miguel')
   await expectJson(await srv.get('/api/token', { basic: ['miguel', STRONG], headers: { 'x-forwarded-for': REMOTE, 'x-forwarded-proto': 'https' } }), 200)
+  await srv.runtime.audit.flush() // entries are written in batches
   const issued = await srv.store.queryAudit({ event: 'token.issued', limit: 10 })
   assert.equal(issued[0]?.ip, REMOTE)
 })

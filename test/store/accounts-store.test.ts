@@ -167,7 +167,7 @@ for (const kind of STORES) {
     // No username, role or event holds NUL (and PostgreSQL text cannot even be compared with one, error
     // 22021), as findUserByCanonicalName and revokeInvite already treat it: nothing matches.
     await created(store, 'miguel', { roles: ['admin'] })
-    await store.appendAudit(auditEntry('user.created', NOW))
+    await store.appendAudit([auditEntry('user.created', NOW)])
     const outcome = async (run: () => Promise<readonly unknown[]>) => {
       try {
         return (await run()).length
@@ -452,8 +452,8 @@ for (const kind of STORES) {
       ip: '203.0.113.5',
       detail: { reason: 'invalid_credentials', attempts: 3, locked: false, note: null },
     })
-    await store.appendAudit(entry)
-    await store.appendAudit(auditEntry('user.created', NOW + 1, { actorId: 2, actor: 'boss', subjectId: 8, subject: 'ann' }))
+    await store.appendAudit([entry])
+    await store.appendAudit([auditEntry('user.created', NOW + 1, { actorId: 2, actor: 'boss', subjectId: 8, subject: 'ann' })])
     const rows = await store.queryAudit({ limit: 10 })
     assert.equal(rows.length, 2)
     assert.equal(rows[0]?.event, 'user.created', 'newest first')
@@ -476,7 +476,7 @@ for (const kind of STORES) {
       auditEntry('user', NOW + 50),
       auditEntry('user_x.created', NOW + 60),
     ]
-    for (const e of entries) await store.appendAudit(e)
+    for (const e of entries) await store.appendAudit([e])
     const all = await store.queryAudit({ limit: 100 })
     assert.deepEqual(
       all.map((e) => e.event),
@@ -517,9 +517,9 @@ for (const kind of STORES) {
     if (fresh === undefined) return
     const { store } = fresh
     const user = await created(store, 'miguel')
-    await store.appendAudit(auditEntry('user.created', NOW - 20 * HOUR, { subjectId: user.id, subject: 'miguel' }))
-    await store.appendAudit(auditEntry('user.disabled', NOW - 10 * HOUR))
-    await store.appendAudit(auditEntry('user.enabled', NOW - HOUR))
+    await store.appendAudit([auditEntry('user.created', NOW - 20 * HOUR, { subjectId: user.id, subject: 'miguel' })])
+    await store.appendAudit([auditEntry('user.disabled', NOW - 10 * HOUR)])
+    await store.appendAudit([auditEntry('user.enabled', NOW - HOUR)])
     await store.revokeJti('jti-expired', String(user.id), NOW - 1, NOW - 2 * HOUR)
     await store.revokeJti('jti-live', String(user.id), NOW + HOUR, NOW - 2 * HOUR)
 

@@ -149,6 +149,8 @@ export function adminHandlers(rt: Runtime) {
       const limit = pageSize(q.limit)
       const since = timeOf(q.since, 'since')
       const until = timeOf(q.until, 'until')
+      // what this process recorded but has not written yet (batched) is part of the answer
+      await rt.audit.flush()
       const entries = await rt.store.queryAudit({
         limit: limit + 1,
         ...(q.event === undefined ? {} : { event: q.event }),
