@@ -1,0 +1,40 @@
+/**
+ * The benchmark's baseline: a bare Fastify hello-world, the ceiling any Fastify route reaches on this
+ * machine. `PORT` (required), `HOST` (127.0.0.1), `BARE_WORKERS` (1: one process; N > 1: a node:cluster
+ * of N workers on the one port, to compare with `serve --workers N`). Exits on SIGTERM/SIGINT and when
+ * its stdin closes (the benchmark died).
+ */
+import cluster from 'node:cluster'
+import Fastify from 'fastify'
+
+const port = Number(process.env['PORT'])
+const host = process.env['HOST'] ?? '127.0.0.1'
+const workers = Number(process.env['BARE_WORKERS'] ?? '1')
+if (!Number.isInteger(port) || port <= 0) throw new Error('PORT must be set')
+
+if (workers > 1 && cluster.isPrimary) {
+  for (let i = 0; i < workers; i++) cluster.fork()
+  const stop = () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGTERM')
+    setTimeout(() => process.exit(0), 2_000).unref()
+  }
+  cluster.on('exit', () => {
+    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0)
+  })
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  process.stdin.on('end', stop).resume()
+} else {
+  const app = Fastify({ logger: false })
+  app.get('/', async () => ({ hello: 'world' }))
+  await app.listen({ host, port })
+  const stop = () => {
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    )
+  }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  if (cluster.isPrimary) process.stdin.on('end', stop).resume()
+}
