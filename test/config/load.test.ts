@@ -123,6 +123,7 @@ const INVALID: Readonly<Record<string, readonly string[]>> = {
   AUTH_TOKEN_CACHE_SIZE: ['abc', '-1', '10000001'],
   AUTH_CREDENTIAL_CACHE_TTL: ['abc', '-1', '3601'],
   AUTH_STATE_POLL_MS: ['abc', '-1', '10001'],
+  WORKERS: ['0', 'abc', '65', '-1'],
   LOG_LEVEL: ['verbose', 'warning', '30'],
   AUTH_ARGON2_MEMORY: ['abc', '7', String(4 * 1024 * 1024 + 1)],
   AUTH_ARGON2_ITERATIONS: ['abc', '0', '101'],
