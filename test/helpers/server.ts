@@ -88,7 +88,21 @@ export async function startServer(t: TestContext, options: StartOptions = {}): P
   const { app, runtime, sync } = built
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => {
-    await app.close()
+    // Bounded: a close that does not finish in 15 s is reported and forced, so one stuck teardown
+    // fails loudly instead of holding the whole test run open.
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = await Promise.race([
+      app.close().then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), 15_000)
+      }),
+    ])
+    clearTimeout(timer)
+    if (timedOut) {
+      process.stderr.write(`\n*** startServer: app.close() did not finish in 15 s; forcing the server closed ***\n`)
+      app.server.closeAllConnections()
+      app.server.close()
+    }
     await store.close()
   })
 
