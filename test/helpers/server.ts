@@ -11,7 +11,7 @@ import { buildApp, createLogger } from '../../src/http/app.ts'
 import type { Runtime } from '../../src/runtime.ts'
 import { createStore } from '../../src/store/kysely-store.ts'
 import type { Store } from '../../src/store/store.ts'
-import { freshDatabaseUrl, migrateForTest, type StoreKind } from './stores.ts'
+import { freshDatabase, migrateForTest, type StoreKind } from './stores.ts'
 
 export const FAST_ARGON2 = { AUTH_ARGON2_MEMORY: '256', AUTH_ARGON2_ITERATIONS: '1' } as const
 
@@ -55,8 +55,11 @@ export function basicHeader(username: string, password: string): string {
 
 /** Returns undefined when the store kind is unavailable and the test was skipped. */
 export async function startServer(t: TestContext, options: StartOptions = {}): Promise<TestServer | undefined> {
-  const databaseUrl = options.databaseUrl ?? (await freshDatabaseUrl(t, options.store ?? 'sqlite'))
-  if (databaseUrl === undefined) return undefined
+  // A fresh database is removed after the server has closed (see freshDatabase), in the same hook.
+  const fresh = options.databaseUrl === undefined ? await freshDatabase(t, options.store ?? 'sqlite') : undefined
+  if (options.databaseUrl === undefined && fresh === undefined) return undefined
+  const databaseUrl = options.databaseUrl ?? (fresh as { url: string }).url
+  const drop = fresh?.drop
   const { config } = loadConfig({
     env: {},
     // Rate limits are off unless a test turns them on: the suite sends far more than 10 registrations
@@ -68,6 +71,7 @@ export async function startServer(t: TestContext, options: StartOptions = {}): P
     await migrateForTest(store)
   } catch (error) {
     await store.close()
+    await drop?.()
     throw error
   }
   const chunks: string[] = []
@@ -83,6 +87,7 @@ export async function startServer(t: TestContext, options: StartOptions = {}): P
     built = await buildApp({ config, store, logger, ...(options.clock ? { clock: options.clock } : {}) })
   } catch (error) {
     await store.close()
+    await drop?.()
     throw error
   }
   const { app, runtime, sync } = built
@@ -92,7 +97,13 @@ export async function startServer(t: TestContext, options: StartOptions = {}): P
     // fails loudly instead of holding the whole test run open.
     let timer: NodeJS.Timeout | undefined
     const timedOut = await Promise.race([
-      app.close().then(() => false),
+      app.close().then(
+        () => false,
+        (error: unknown) => {
+          process.stderr.write(`\n*** startServer: app.close() failed: ${String(error)} ***\n`)
+          return false
+        },
+      ),
       new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(true), 15_000)
       }),
@@ -103,7 +114,11 @@ export async function startServer(t: TestContext, options: StartOptions = {}): P
       app.server.closeAllConnections()
       app.server.close()
     }
-    await store.close()
+    try {
+      await store.close()
+    } finally {
+      await drop?.()
+    }
   })
 
   const request = async (method: string, path: string, o: RequestOptions = {}) => {

@@ -16,35 +16,54 @@ export const STORES: readonly StoreKind[] = ['sqlite', 'postgres']
 
 /** A fresh database URL for one test, cleaned up after it; `undefined` when the test was skipped. */
 export async function freshDatabaseUrl(t: TestContext, kind: StoreKind): Promise<string | undefined> {
+  const fresh = await freshDatabase(t, kind)
+  if (fresh === undefined) return undefined
+  t.after(fresh.drop)
+  return fresh.url
+}
+
+/**
+ * A fresh database URL and the function that removes it, for callers that must stop using it first
+ * (startServer closes its server, then drops: dropping a schema under a live server races its queries,
+ * and a failed after-hook would leave the server running and the test process unable to exit).
+ * Undefined when the kind is unavailable and the test was skipped.
+ */
+export async function freshDatabase(t: TestContext, kind: StoreKind): Promise<{ url: string; drop: () => Promise<void> } | undefined> {
   if (kind === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'rest-auth-test-'))
-    t.after(() => rmSync(dir, { recursive: true, force: true }))
-    return `sqlite:${join(dir, 'rest-auth.db')}`
+    return { url: `sqlite:${join(dir, 'rest-auth.db')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) }
   }
   if (!(await postgresReachable())) {
     t.skip(`PostgreSQL unreachable at ${new URL(PG_URL).host}`)
     return undefined
   }
   const schema = `ra_test_${randomUUID().replace(/-/g, '')}`
-  t.after(async () => {
-    const client = new pg.Client({ connectionString: PG_URL })
-    await client.connect()
-    try {
-      // Exclusive: waits for every migration of a concurrent test to finish (see migrateForTest).
-      await client.query('BEGIN')
-      await client.query('SELECT pg_advisory_xact_lock($1)', [TEST_SCHEMA_LOCK])
-      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
-      await client.query('COMMIT')
-    } finally {
-      await client.end()
+  const drop = async () => {
+    // A connection of the test's own that is still open can deadlock with DROP ... CASCADE: retry.
+    for (let attempt = 1; ; attempt++) {
+      const client = new pg.Client({ connectionString: PG_URL })
+      await client.connect()
+      try {
+        // Exclusive: waits for every migration of a concurrent test to finish (see migrateForTest).
+        await client.query('BEGIN')
+        await client.query('SELECT pg_advisory_xact_lock($1)', [TEST_SCHEMA_LOCK])
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+        await client.query('COMMIT')
+        return
+      } catch (error) {
+        const code = (error as { code?: unknown }).code
+        if (attempt >= 5 || (code !== '40P01' && code !== '55P03')) throw error
+        await new Promise((resolve) => setTimeout(resolve, 50 * attempt))
+      } finally {
+        await client.end()
+      }
     }
-  })
+  }
   const url = new URL(PG_URL)
   url.searchParams.set('schema', schema)
-  return url.toString()
+  return { url: url.toString(), drop }
 }
 
-/** Advisory lock shared by test migrations and taken exclusively by schema drops. */
 const TEST_SCHEMA_LOCK = '7305152240412279811'
 
 /**
