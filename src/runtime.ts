@@ -5,6 +5,7 @@ import { Authenticator } from './auth/authenticate.ts'
 import { PasswordHasher } from './passwords/hash.ts'
 import { BoundedLimiter } from './passwords/limiter.ts'
 import type { Store } from './store/store.ts'
+import { CachingStore } from './state/caching-store.ts'
 import { Keyring } from './tokens/keyring.ts'
 import { TokenService } from './tokens/tokens.ts'
 import type { RegistrationDeps } from './users/register.ts'
@@ -68,6 +69,7 @@ export function createRuntime(config: Config, store: Store, clock: Clock, option
     clock,
     rateLimiter,
     credentialCacheTtl: config.credentialCacheTtl,
+    ...(store instanceof CachingStore ? { memory: store } : {}),
     ...(options.onRehash ? { onRehash: options.onRehash } : {}),
   })
   const audit = new AuditLog(store, clock, options.onAuditError, { batchMs: AUDIT_BATCH_MS })

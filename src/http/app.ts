@@ -19,6 +19,7 @@ import { BODY_LIMIT_BYTES, parseJsonBody } from './json-body.ts'
 import { errorHandler, PROBLEM_CONTENT_TYPE, sendProblem, toProblem } from './problem.ts'
 import { registerRoutes } from './routes.ts'
 import { registerTransport, securityHeaders } from './plugins/transport.ts'
+import { lazyChildLoggerFactory } from './request-logger.ts'
 import { problemSchema } from './schemas.ts'
 
 const PURGE_INTERVAL_MS = 10 * 60_000
@@ -118,6 +119,10 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
           pollMs: config.statePollMs,
           staleMs: Math.max(1_000, 4 * config.statePollMs),
           onError: (error) => logger.warn({ err: error }, 'change log unreadable: caches bypassed until it is back'),
+          onListening: (listening, error) =>
+            listening
+              ? logger.debug('listening for change-log notifications')
+              : logger.warn({ err: error }, 'change-log notifications lost: changes from other instances arrive by polling until they are back'),
         })
       : undefined
   const caching = feed === undefined ? undefined : new CachingStore(options.store, feed, DEFAULT_CACHE_LIMITS, options.peers?.publish)
@@ -154,6 +159,7 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
   const app = Fastify({
     ...(options.tls === undefined ? {} : { https: { cert: options.tls.cert, key: options.tls.key } }),
     loggerInstance: logger as FastifyBaseLogger,
+    childLoggerFactory: lazyChildLoggerFactory,
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: config.trustProxy.length === 0 ? false : [...config.trustProxy],
     requestTimeout: 30_000,
@@ -187,11 +193,6 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, new RestAuthError('not_found', `No route for ${request.method} ${request.url.split('?')[0] ?? ''}.`)),
   )
-
-  app.addHook('onSend', async (request, reply, payload) => {
-    securityHeaders(request, reply)
-    return payload
-  })
 
   app.addSchema(problemSchema)
   await app.register(swagger, {
@@ -229,7 +230,7 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
   })
   app.addHook('onClose', async () => {
     clearInterval(purgeTimer)
-    feed?.stop()
+    await feed?.stop()
     await runtime.close()
   })
   return { app, runtime, sync: async () => feed?.poll() }

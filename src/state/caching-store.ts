@@ -40,7 +40,17 @@ export interface CacheLimits {
 
 export const DEFAULT_CACHE_LIMITS: CacheLimits = { users: 100_000, revocations: 200_000, clients: 10_000, maxAgeMs: 5_000 }
 
-export class CachingStore implements Store {
+/**
+ * What is known in memory right now, without I/O: undefined whenever it is not known, or the change
+ * feed is not fresh (then the caller reads through the Store, which asks the database).
+ */
+export interface MemoryState {
+  peekUser(id: number): User | undefined
+  peekClient(clientId: string): OAuthClient | undefined
+  peekRevocation(jti: string, familyId: string | undefined): RevocationState | undefined
+}
+
+export class CachingStore implements Store, MemoryState {
   readonly inner: Store
   readonly dialect: Store['dialect']
   readonly #feed: ChangeFeed
@@ -122,6 +132,23 @@ export class CachingStore implements Store {
     const value = await load()
     if (generation === this.#generation && this.#feed.fresh()) keep(value)
     return value
+  }
+
+  // ---- what memory knows (the synchronous fast path of a request with a known token) ----
+
+  peekUser(id: number): User | undefined {
+    return this.#feed.fresh() ? this.#users.get(id) : undefined
+  }
+
+  peekClient(clientId: string): OAuthClient | undefined {
+    return this.#feed.fresh() ? this.#clients.get(clientId) : undefined
+  }
+
+  peekRevocation(jti: string, familyId: string | undefined): RevocationState | undefined {
+    if (!this.#feed.fresh()) return undefined
+    const jtiRevoked = this.#jtis.get(jti)
+    const familyRevoked = familyId === undefined ? false : this.#families.get(familyId)
+    return jtiRevoked === undefined || familyRevoked === undefined ? undefined : { jtiRevoked, familyRevoked }
   }
 
   // ---- cached reads ----

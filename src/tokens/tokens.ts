@@ -106,6 +106,15 @@ export class TokenService {
     return verified
   }
 
+  /**
+   * The remembered verification of exactly this token, without I/O or cryptography; undefined when it
+   * is not remembered or has expired (then `verify`, which gives the reason).
+   */
+  peekVerified(token: string): VerifiedToken | undefined {
+    const hit = this.#verified?.get(token)
+    return hit !== undefined && this.#clock.now() < hit.untilMs ? hit.token : undefined
+  }
+
   /** Drops every remembered verification (a signing key was removed). */
   forgetVerified(): void {
     this.#verified?.clear()

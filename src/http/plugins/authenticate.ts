@@ -2,7 +2,7 @@
  * The authentication step of protected routes: parses the header, asks the Authenticator, and on
  * failure answers with the challenge of the scheme the client used (RFC 7617 §2 / RFC 6750 §3).
  */
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { type Authenticator, type Principal, presentedScheme, type UserPrincipal } from '../../auth/authenticate.ts'
 import { BASIC_CHALLENGE, bearerChallenge, parseAuthorization } from '../../auth/authorization.ts'
 import { anonymous, attemptedName, type AuditLog } from '../../audit/audit.ts'
@@ -18,7 +18,10 @@ declare module 'fastify' {
 /** Node keeps only the first of duplicate Authorization headers; we refuse them instead. */
 function countAuthorization(rawHeaders: readonly string[]): number {
   let n = 0
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]?.toLowerCase() === 'authorization') n++
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name?.length === 13 && name.toLowerCase() === 'authorization') n++
+  }
   return n
 }
 
@@ -58,7 +61,7 @@ export function insufficientScope(detail: string, scope?: string): RestAuthError
 }
 
 export function authenticate(authenticator: Authenticator, options: AuthenticateOptions = {}) {
-  return async function authenticateRequest(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  async function readThrough(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const header = request.headers.authorization
     try {
       if (countAuthorization(request.raw.rawHeaders) > 1) {
@@ -85,6 +88,20 @@ export function authenticate(authenticator: Authenticator, options: Authenticate
       }
       await sendProblem(reply, error, challenge === undefined ? {} : { 'WWW-Authenticate': challenge })
     }
+  }
+
+  // Callback style, not async: a request whose credentials memory already vouches for (the steady
+  // state of a client holding a token) is passed on synchronously, with no promise, I/O or crypto.
+  // Anything else, refusals included, takes the read-through path above.
+  return function authenticateRequest(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const header = request.headers.authorization
+    const known = header === undefined ? undefined : authenticator.fromMemory(header)
+    if (known !== undefined && !(options.user === true && known.method === 'client_token') && countAuthorization(request.raw.rawHeaders) === 1) {
+      request.principal = known
+      done()
+      return
+    }
+    readThrough(request, reply).then(() => done(), done)
   }
 }
 

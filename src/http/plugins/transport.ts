@@ -1,6 +1,6 @@
 /**
- * Transport rules: response security headers (nosniff, HSTS over HTTPS, no-store on /api/), CORS by
- * allow-list only, and the refusal of credentials sent over plain HTTP (AUTH_REQUIRE_HTTPS).
+ * Transport rules, one onRequest hook: response security headers (nosniff, HSTS over HTTPS, no-store
+ * on /api/), CORS by allow-list only, and the refusal of credentials sent over plain HTTP (AUTH_REQUIRE_HTTPS).
  * `request.protocol` and `request.ip` honour X-Forwarded-* only from TRUST_PROXY addresses.
  */
 import { isIP } from 'node:net'
@@ -18,6 +18,10 @@ export function isLoopback(ip: string): boolean {
   return ip === '::1'
 }
 
+/**
+ * Set when a request arrives (the transport hook), so they are on every answer, errors included; a
+ * handler that sets its own Cache-Control replaces the default no-store of /api/.
+ */
 export function securityHeaders(request: FastifyRequest, reply: FastifyReply): FastifyReply {
   reply.header('X-Content-Type-Options', 'nosniff')
   reply.header('Referrer-Policy', 'no-referrer')
@@ -47,7 +51,9 @@ const CORS_EXPOSE = 'WWW-Authenticate, Retry-After, Location'
 export function registerTransport(app: FastifyInstance, config: Config): void {
   const allowed = new Set(config.corsOrigins)
 
-  app.addHook('onRequest', async function transportRules(request, reply) {
+  // callback style, not async: it runs on every request, and a promise per hook is measurable
+  app.addHook('onRequest', function transportRules(request, reply, done) {
+    securityHeaders(request, reply)
     if (allowed.size > 0) {
       reply.header('Vary', 'Origin')
       const origin = request.headers.origin
@@ -64,14 +70,15 @@ export function registerTransport(app: FastifyInstance, config: Config): void {
         reply.header('Access-Control-Allow-Headers', CORS_HEADERS)
         reply.header('Access-Control-Max-Age', '600')
       }
-      await reply.code(204).header('Allow', `${CORS_METHODS}, OPTIONS`).send()
-      return reply
+      // answered here: the chain stops (done is not called)
+      void reply.code(204).header('Allow', `${CORS_METHODS}, OPTIONS`).send()
+      return
     }
     if (config.requireHttps && request.protocol !== 'https' && carriesCredentials(request) && !isLoopback(request.ip)) {
       // Never a redirect: the credentials have already crossed the network in clear.
-      await sendProblem(securityHeaders(request, reply), new RestAuthError('https_required', 'Credentials are accepted over HTTPS only.'))
-      return reply
+      void sendProblem(reply, new RestAuthError('https_required', 'Credentials are accepted over HTTPS only.'))
+      return
     }
-    return undefined
+    done()
   })
 }
