@@ -3,6 +3,10 @@
  * so caches on every instance (and every worker) drop what another one revoked or changed. The CLI
  * writes the same log, so `rest-auth user disable` reaches a running server too.
  *
+ * Where the store can push (PostgreSQL LISTEN/NOTIFY), a commit wakes the feed at once, so a change
+ * reaches every instance in milliseconds; the poll goes on regardless, as the fallback when that
+ * connection is lost (and for changes the notification missed).
+ *
  * `fresh()` is false until the first read and whenever no read has succeeded for `staleMs`: then
  * caches must not be trusted and reads go to the database (fail closed, never a stale "valid").
  */
@@ -15,6 +19,8 @@ export interface FeedOptions {
   readonly pollMs: number
   readonly staleMs: number
   readonly onError?: (error: unknown) => void
+  /** The push channel stopped (with its error) or started working again. */
+  readonly onListening?: (listening: boolean, error?: unknown) => void
 }
 
 const BATCH = 1000
@@ -29,6 +35,9 @@ export class ChangeFeed {
   #lastOk = Number.NEGATIVE_INFINITY
   #timer: NodeJS.Timeout | undefined
   #polling: Promise<void> | undefined
+  /** A wake-up came while a read was running: read again after it (the running one may miss it). */
+  #again = false
+  #watch: { close(): Promise<void> } | undefined
   #wasStale = true
 
   constructor(store: Store, clock: Clock, options: FeedOptions) {
@@ -55,17 +64,30 @@ export class ChangeFeed {
     this.#markOk()
     this.#timer = setInterval(() => void this.poll(), this.#options.pollMs)
     this.#timer.unref()
+    this.#watch = this.#store.watchChanges?.(() => this.#wake(), this.#options.onListening)
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
+    const watch = this.#watch
+    this.#watch = undefined
+    await watch?.close()
+  }
+
+  #wake(): void {
+    if (this.#polling !== undefined) this.#again = true
+    else void this.poll()
   }
 
   /** One read of the log (also called by tests to be deterministic). */
   poll(): Promise<void> {
     this.#polling ??= this.#poll().finally(() => {
       this.#polling = undefined
+      if (this.#again) {
+        this.#again = false
+        void this.poll()
+      }
     })
     return this.#polling
   }

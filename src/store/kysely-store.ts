@@ -1,5 +1,5 @@
 import { type Kysely, Migrator, PostgresAdapter, sql, type Transaction } from 'kysely'
-import { createPostgresDb } from './dialects/postgres.ts'
+import { CHANGE_CHANNEL, createPostgresDb, watchChanges } from './dialects/postgres.ts'
 import { createSqliteDb } from './dialects/sqlite.ts'
 import { migrations } from './migrations/index.ts'
 import type { AuditRow, Database, InviteRow, OAuthClientRow, RefreshFamilyRow, SigningKeyRow, UserRow } from './schema.ts'
@@ -131,6 +131,10 @@ const CHANGE_LOG_LOCK = 73_052_026
 async function logChange(db: Db, kind: StateChangeKind, ref: string | number, now: number = Date.now()): Promise<void> {
   if (db.getExecutor().adapter instanceof PostgresAdapter) {
     await sql`SELECT pg_advisory_xact_lock(${CHANGE_LOG_LOCK})`.execute(db)
+    await db.insertInto('state_changes').values({ at: now, kind, ref: String(ref) }).execute()
+    // delivered at commit (never for a rolled-back change) to every instance's ChangeFeed listener
+    await sql`SELECT pg_notify(${CHANGE_CHANNEL}, current_schema())`.execute(db)
+    return
   }
   await db.insertInto('state_changes').values({ at: now, kind, ref: String(ref) }).execute()
 }
@@ -196,10 +200,18 @@ export class KyselyStore implements Store {
   /** Runs before migrations; returns the schema that holds the migration tables, if the dialect has schemas. */
   readonly #prepare: () => Promise<string | undefined>
 
-  constructor(db: Kysely<Database>, dialect: StoreDialect, prepare: () => Promise<string | undefined> = async () => undefined) {
+  readonly watchChanges: Store['watchChanges']
+
+  constructor(
+    db: Kysely<Database>,
+    dialect: StoreDialect,
+    prepare: () => Promise<string | undefined> = async () => undefined,
+    watch?: Store['watchChanges'],
+  ) {
     this.db = db
     this.dialect = dialect
     this.#prepare = prepare
+    this.watchChanges = watch
   }
 
   async migrate(): Promise<readonly MigrationOutcome[]> {
@@ -762,7 +774,7 @@ export function createStore(databaseUrl: string): Store {
   if (databaseUrl.startsWith('sqlite:')) return new KyselyStore(createSqliteDb(databaseUrl), 'sqlite')
   if (databaseUrl.startsWith('postgres://') || databaseUrl.startsWith('postgresql://')) {
     const pg = createPostgresDb(databaseUrl)
-    return new KyselyStore(pg.db, 'postgres', pg.prepare)
+    return new KyselyStore(pg.db, 'postgres', pg.prepare, (onWake, onState) => watchChanges(databaseUrl, onWake, onState))
   }
   throw new TypeError('database URL must start with sqlite: or postgres://')
 }

@@ -262,5 +262,10 @@ export interface Store {
   changesSince(afterId: number, limit: number): Promise<readonly StateChange[]>
   /** The id of the latest change (0 when none). */
   latestChangeId(): Promise<number>
+  /**
+   * Where the database can push: calls `onWake` soon after each committed change (PostgreSQL
+   * LISTEN/NOTIFY), and `onState` when that stops or starts working. Absent: poll only (SQLite).
+   */
+  readonly watchChanges?: ((onWake: () => void, onState?: (listening: boolean, error?: unknown) => void) => { close(): Promise<void> }) | undefined
   close(): Promise<void>
 }

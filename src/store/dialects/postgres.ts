@@ -69,3 +69,83 @@ export function createPostgresDb(databaseUrl: string, poolSize = 10): PostgresDb
     },
   }
 }
+
+/** The channel every write to the change log notifies, with the schema's name as the payload. */
+export const CHANGE_CHANNEL = 'rest_auth_changes'
+/** Shown in pg_stat_activity for the listening connection (PostgreSQL keeps 63 bytes of it). */
+export function listenerApplicationName(schema: string | undefined): string {
+  return `rest-auth listener${schema === undefined ? '' : ` ${schema}`}`.slice(0, 63)
+}
+const RELISTEN_DELAY_MS = 1_000
+
+/** Tells a ChangeFeed when to read the change log now, and whether it can count on being told. */
+export interface ChangeWatch {
+  close(): Promise<void>
+}
+
+/**
+ * PostgreSQL LISTEN on a connection of its own (outside the pool): `onWake` is called for every
+ * commit that wrote a change-log row of this schema, so instances read the log within milliseconds
+ * instead of at their next poll. A lost connection is reported (`onState(false)`) and opened again
+ * every second; on every (re)connect `onWake` runs once, to read what was missed meanwhile. Polling
+ * goes on regardless: this only makes changes arrive sooner.
+ */
+export function watchChanges(
+  databaseUrl: string,
+  onWake: () => void,
+  onState: (listening: boolean, error?: unknown) => void = () => {},
+): ChangeWatch {
+  const { connectionString, schema } = parsePostgresUrl(databaseUrl)
+  let current: pg.Client | undefined
+  let closed = false
+  let retry: NodeJS.Timeout | undefined
+
+  const lost = (client: pg.Client, error?: unknown) => {
+    if (current !== client) return
+    current = undefined
+    client.end().catch(() => {})
+    if (closed) return
+    onState(false, error)
+    retry = setTimeout(connect, RELISTEN_DELAY_MS)
+    retry.unref()
+  }
+
+  const connect = () => {
+    if (closed) return
+    const client = new pg.Client({
+      connectionString,
+      connectionTimeoutMillis: 5_000,
+      application_name: listenerApplicationName(schema),
+      ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
+    })
+    current = client
+    client.on('error', (error) => lost(client, error))
+    client.on('end', () => lost(client))
+    let channelSchema: string | undefined
+    client.on('notification', (n) => {
+      if (n.channel === CHANGE_CHANNEL && (channelSchema === undefined || n.payload === channelSchema)) onWake()
+    })
+    client
+      .connect()
+      .then(() => client.query<{ schema: string | null }>('SELECT current_schema() AS schema'))
+      .then(async (result) => {
+        channelSchema = result.rows[0]?.schema ?? undefined
+        await client.query(`LISTEN ${CHANGE_CHANNEL}`)
+        if (current !== client) return
+        onState(true)
+        onWake()
+      })
+      .catch((error: unknown) => lost(client, error))
+  }
+
+  connect()
+  return {
+    async close() {
+      closed = true
+      if (retry !== undefined) clearTimeout(retry)
+      const client = current
+      current = undefined
+      await client?.end().catch(() => {})
+    },
+  }
+}
