@@ -1,9 +1,10 @@
 /**
- * `npm run bench [-- options]`: load-tests the REAL server (`src/cli/main.ts serve`, a child process on a
+ * `npm run bench [-- options]`: load-tests the REAL server (`dist/cli/main.js serve`, built first, a child process on a
  * fresh database) against a bare Fastify hello-world measured in the same run, with autocannon.
  * Run `npm run bench -- --help` for the options; results go to stdout (markdown) and
  * bench-results/<timestamp>.json (git-ignored). Only 127.0.0.1 is ever contacted.
  */
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os'
@@ -18,8 +19,8 @@ import { dropPostgresSchema, seedUsername, seedUsers, type SeedResult } from './
 
 const HELP = `Usage: npm run bench -- [options]
 
-Starts the real server (node --import tsx src/cli/main.ts serve) on a fresh SQLite file in a temporary
-directory, and a bare Fastify hello-world (scripts/bench/bare-server.ts) as the baseline, then measures
+Builds dist/ (tsc) and starts the real server (node dist/cli/main.js serve) on a fresh SQLite file in a temporary
+directory, and a bare Fastify hello-world (scripts/bench/bare-server.mjs) as the baseline, then measures
 with autocannon (pipelining 1): GET /api/resource with a Bearer token, with the token as the Basic
 username, with Basic username:password (credential cache warm); GET /api/token (Basic password);
 GET /api/users/<id>; POST /api/users (a new user per request); and the Bearer path while a second
@@ -299,7 +300,7 @@ async function main(): Promise<number> {
     AUTH_PASSWORD_POLICY: 'standard',
     LOG_LEVEL: 'warn',
   })
-  const serverArgs = ['--import', 'tsx', 'src/cli/main.ts', 'serve', ...(o.workers === undefined ? [] : ['--workers', String(o.workers)])]
+  const serverArgs = ['dist/cli/main.js', 'serve', ...(o.workers === undefined ? [] : ['--workers', String(o.workers)])]
   const load1 = loadavg()
   const results: ScenarioResult[] = []
   let seedResult: (SeedResult & { readonly migrateMs: number }) | undefined
@@ -314,12 +315,16 @@ async function main(): Promise<number> {
 
   try {
     log(`${o.full ? 'full' : 'short'} mode, ${o.postgres ? `PostgreSQL schema ${schema}` : `SQLite ${sqliteFile}`}, load average ${load1.map((l) => l.toFixed(2)).join(' ')}`)
+    // The server runs as operators run it: compiled (npm start), with no TypeScript loader in its CPU or RSS.
+    const tb = performance.now()
+    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
+    log(`built dist/ in ${((performance.now() - tb) / 1000).toFixed(1)} s`)
     if (o.postgres) schemaCreated = true // from here on the server or the seeder may create it
 
     // ---- seed (before the server starts: the migrate command creates the schema) ----
     if (o.seed > 0) {
       const tm = performance.now()
-      const migrate = spawnChild('migrate', ['--import', 'tsx', 'src/cli/main.ts', 'migrate'], serverEnv, root, join(tmp, 'migrate.log'))
+      const migrate = spawnChild('migrate', ['dist/cli/main.js', 'migrate'], serverEnv, root, join(tmp, 'migrate.log'))
       const code = await Promise.race([migrate.exited, sleep(120_000).then(() => 'timeout')])
       if (code !== 0) throw new Error(`migrate failed (${code}): ${migrate.tail().trim()}`)
       const migrateMs = performance.now() - tm
@@ -355,7 +360,7 @@ async function main(): Promise<number> {
     const startBare = (workers: number) =>
       spawnChild(
         'bare-server',
-        ['--import', 'tsx', 'scripts/bench/bare-server.ts'],
+        ['scripts/bench/bare-server.mjs'],
         { ...serverEnv, PORT: String(barePort), BARE_WORKERS: String(workers) },
         root,
         bareLog,

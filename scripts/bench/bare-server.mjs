@@ -2,7 +2,8 @@
  * The benchmark's baseline: a bare Fastify hello-world, the ceiling any Fastify route reaches on this
  * machine. `PORT` (required), `HOST` (127.0.0.1), `BARE_WORKERS` (1: one process; N > 1: a node:cluster
  * of N workers on the one port, to compare with `serve --workers N`). Exits on SIGTERM/SIGINT and when
- * its stdin closes (the benchmark died).
+ * its stdin closes (the benchmark died). Plain JavaScript, run by node itself: no loader (and no esbuild
+ * process) in the baseline's CPU and RSS, as in the server's, which runs from dist/.
  */
 import cluster from 'node:cluster'
 import Fastify from 'fastify'
