@@ -403,8 +403,9 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'workers',
     env: 'WORKERS',
-    default: '1',
-    doc: 'Server processes (`serve --workers N`, node:cluster) sharing the port; `auto` is one per core. Keys, revocation and cache invalidation are shared through the database and at once between workers; rate-limit counters through the primary process (or Redis). `1` (the default) runs a single process.',
+    default: 'auto',
+    defaultDoc: '`auto` (one per core)',
+    doc: 'Server processes (`serve --workers N`, node:cluster) sharing the port; `auto` is one per core (a machine with one core runs a single process, no primary). Keys, revocation and cache invalidation are shared through the database and at once between workers; rate-limit counters through the primary process (or Redis). `1` runs a single process.',
     parse: (raw, key) => (raw.trim().toLowerCase() === 'auto' ? 0 : intIn(1, 64)(raw, key)),
   },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', doc: 'pino log level.', parse: oneOf(LOG_LEVELS) },

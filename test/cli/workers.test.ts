@@ -419,8 +419,10 @@ test('serve --workers 2: SIGTERM to the primary lets in-flight registrations on 
   assert.deepEqual(runningAtPrimaryExit, [], 'no worker outlives the primary')
   assert.ok(!alive(primary), 'the primary is gone')
   for (const pid of workers) assert.ok(!alive(pid), `worker ${pid} is gone`)
-  const stopped = logRecords(server.stdout()).filter((r) => r.msg === 'stopped').map((r) => r.pid)
+  const records = logRecords(server.stdout())
+  const stopped = records.filter((r) => r.msg === 'worker stopped').map((r) => r.pid)
   assert.deepEqual(sortedPids(stopped), sortedPids(workers), 'each worker stopped gracefully')
+  assert.deepEqual(records.filter((r) => r.msg === 'stopped').map((r) => r.pid), [primary], 'the primary says stopped once, after its workers')
 
   const store = createStore(databaseUrl)
   t.after(() => store.close())

@@ -28,7 +28,10 @@ export async function serveCommand(overrides: Record<string, string>): Promise<v
   if (!worker && workers > 1) {
     await store.close()
     readTls(config) // a missing certificate stops the start here, not in every worker
-    process.exit(await runPrimary(workers, logger))
+    const code = await runPrimary(workers, logger)
+    logger.info({ workers }, 'stopped')
+    logger.flush()
+    process.exit(code)
   }
   const tls = readTls(config)
   const { app } = await buildApp({
@@ -49,12 +52,17 @@ export async function serveCommand(overrides: Record<string, string>): Promise<v
       process.exit(1)
     }, SHUTDOWN_GRACE_MS)
     force.unref()
+    // A keep-alive connection whose request was in flight at the signal stays open after its answer
+    // (in a cluster worker server.close() does not reap it): close each one as soon as it is idle.
+    const reap = setInterval(() => app.server.closeIdleConnections(), 100)
+    reap.unref()
     app
       .close()
       .then(() => store.close())
       .then(
         () => {
-          logger.info('stopped')
+          // a cluster's primary says 'stopped' once all of its workers have
+          logger.info(worker ? 'worker stopped' : 'stopped')
           logger.flush()
           process.exit(0)
         },
