@@ -49,6 +49,7 @@ Options:
   --duration S           seconds per measured scenario (overrides the mode's)
   --warmup S             warm-up seconds before each scenario (overrides the mode's)
   --soak S               soak seconds in --full mode (default 300)
+  --env KEY=VALUE        a server setting over the ones above (repeatable), e.g. --env AUTH_HASH_CONCURRENCY=1
   --only a,b             run only these scenarios (names as in the table; the baseline always runs)
   -h, --help             this text
 `
@@ -66,6 +67,8 @@ interface Options {
   readonly warmupS: number
   readonly soakS: number
   readonly only: ReadonlySet<string> | undefined
+  /** Extra server settings (--env KEY=VALUE), applied over the bench's own. */
+  readonly env: Readonly<Record<string, string>>
 }
 
 function positiveInt(name: string, value: string | undefined, fallback: number, min = 1): number {
@@ -90,12 +93,20 @@ function parseOptions(argv: readonly string[]): Options | undefined {
       warmup: { type: 'string' },
       soak: { type: 'string' },
       only: { type: 'string' },
+      env: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   })
   if (values.help === true) return undefined
   const full = values.full === true
+  const env: Record<string, string> = {}
+  for (const pair of values.env ?? []) {
+    const eq = pair.indexOf('=')
+    if (eq < 1) throw new Error(`--env needs KEY=VALUE, got ${pair}`)
+    env[pair.slice(0, eq)] = pair.slice(eq + 1)
+  }
   return {
+    env,
     full,
     postgres: values.postgres === true,
     workers: values.workers === undefined ? undefined : values.workers.trim().toLowerCase() === 'auto' ? 'auto' : positiveInt('workers', values.workers, 1),
@@ -299,6 +310,7 @@ async function main(): Promise<number> {
     AUTH_RATE_LIMITS: 'off',
     AUTH_PASSWORD_POLICY: 'standard',
     LOG_LEVEL: 'warn',
+    ...o.env,
   })
   const serverArgs = ['dist/cli/main.js', 'serve', ...(o.workers === undefined ? [] : ['--workers', String(o.workers)])]
   const load1 = loadavg()

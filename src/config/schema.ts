@@ -397,7 +397,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'statePollMs',
     env: 'AUTH_STATE_POLL_MS',
     default: '250',
-    doc: 'How often each process reads the database\'s change log to drop cached users, revocations and keys that another instance or the CLI changed (the bound on how long a change takes to reach every instance). `0` turns off the user and revocation cache: every request reads the database.',
+    doc: 'How often each process reads the database\'s change log to drop cached users, revocations and keys that another instance or the CLI changed. On PostgreSQL a commit also wakes every process at once (LISTEN/NOTIFY), so this is the bound only while that connection is down; on SQLite it is the bound. `0` turns off the user and revocation cache: every request reads the database.',
     parse: intIn(0, 10_000),
   },
   {
