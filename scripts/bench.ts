@@ -724,8 +724,9 @@ function soakResult(samples: readonly RssSample[], f: Figures, durationS: number
   const firstMb = points[0]?.rssMb ?? 0
   const lastMb = points.at(-1)?.rssMb ?? 0
   const maxMb = Math.max(0, ...points.map((p) => p.rssMb))
-  // flat: the steady-state trend would add less than max(5 MB, 5 %) over the soak
-  const flat = Math.abs(slopeMbPerMin) * (durationS / 60) < Math.max(5, my * 0.05)
+  // flat: the steady-state trend would add less than max(5 MB, 5 %) over the soak (a falling trend is
+  // the GC's sawtooth ending low, not a leak)
+  const flat = slopeMbPerMin * (durationS / 60) < Math.max(5, my * 0.05)
   return { durationS, intervalS: 10, figures: f, samples: points, firstMb, lastMb, maxMb, slopeMbPerMin, flat }
 }
 

@@ -160,6 +160,8 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
     ...(options.tls === undefined ? {} : { https: { cert: options.tls.cert, key: options.tls.key } }),
     loggerInstance: logger as FastifyBaseLogger,
     childLoggerFactory: lazyChildLoggerFactory,
+    // Fastify builds its per-request log arguments before the level check; skip them when info is off
+    disableRequestLogging: () => !logger.isLevelEnabled('info'),
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: config.trustProxy.length === 0 ? false : [...config.trustProxy],
     requestTimeout: 30_000,
