@@ -1,9 +1,10 @@
 /** Composition of the services one server process uses. No I/O at construction; `init()` does it. */
+import { availableParallelism } from 'node:os'
 import type { Clock } from './clock.ts'
 import type { Config } from './config/schema.ts'
 import { Authenticator } from './auth/authenticate.ts'
 import { PasswordHasher } from './passwords/hash.ts'
-import { BoundedLimiter } from './passwords/limiter.ts'
+import { BoundedLimiter, hashConcurrencyFor } from './passwords/limiter.ts'
 import type { Store } from './store/store.ts'
 import { CachingStore } from './state/caching-store.ts'
 import { Keyring } from './tokens/keyring.ts'
@@ -46,7 +47,9 @@ export interface RuntimeOptions {
 }
 
 export function createRuntime(config: Config, store: Store, clock: Clock, options: RuntimeOptions = {}): Runtime {
-  const limiter = new BoundedLimiter(config.hashConcurrency, config.hashQueue)
+  // auto (0) here means one process; `serve` resolves it for its workers before building the app
+  const concurrency = config.hashConcurrency === 0 ? hashConcurrencyFor(availableParallelism(), 1) : config.hashConcurrency
+  const limiter = new BoundedLimiter(concurrency, config.hashQueue)
   const hasher = new PasswordHasher(
     { memoryKib: config.argon2MemoryKib, iterations: config.argon2Iterations, parallelism: config.argon2Parallelism },
     limiter,

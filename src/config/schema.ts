@@ -27,6 +27,7 @@ export interface Config {
   readonly argon2MemoryKib: number
   readonly argon2Iterations: number
   readonly argon2Parallelism: number
+  /** 0: auto (see hashConcurrencyFor). */
   readonly hashConcurrency: number
   readonly hashQueue: number
   readonly production: boolean
@@ -433,9 +434,10 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'hashConcurrency',
     env: 'AUTH_HASH_CONCURRENCY',
-    default: '2',
-    doc: 'Password hashes computed at once. Keep it below libuv\'s 4 pool threads so token checks still get a thread.',
-    parse: intIn(1, 64),
+    default: 'auto',
+    defaultDoc: '`auto`',
+    doc: 'Password hashes computed at once per process. `auto`: the cores divided among the workers (at least 1, at most 3), so hashing never takes more cores than the machine has while event loops still get one, and a libuv pool thread stays free of argon2. A number overrides it; keep it below libuv\'s 4 pool threads (`UV_THREADPOOL_SIZE`).',
+    parse: (raw, key) => (raw.trim().toLowerCase() === 'auto' ? 0 : intIn(1, 64)(raw, key)),
   },
   {
     key: 'hashQueue',

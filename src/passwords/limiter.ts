@@ -1,6 +1,14 @@
 import { RestAuthError } from '../errors.ts'
 
 /**
+ * AUTH_HASH_CONCURRENCY=auto: the cores shared among the server's processes, at least 1, at most 3 (libuv
+ * has 4 pool threads, and one stays free of argon2). Two workers on two cores hash one password each.
+ */
+export function hashConcurrencyFor(cores: number, processes: number): number {
+  return Math.min(3, Math.max(1, Math.floor(cores / Math.max(1, processes))))
+}
+
+/**
  * Bounded concurrency for expensive work (password hashing) with a bounded wait queue.
  * When the queue is full the caller gets 503 `overloaded` with `Retry-After` at once, so a flood of
  * password attempts cannot grow memory or latency without bound (OWASP Password Storage CS: a work

@@ -128,7 +128,7 @@ const INVALID: Readonly<Record<string, readonly string[]>> = {
   AUTH_ARGON2_MEMORY: ['abc', '7', String(4 * 1024 * 1024 + 1)],
   AUTH_ARGON2_ITERATIONS: ['abc', '0', '101'],
   AUTH_ARGON2_PARALLELISM: ['abc', '0', '17'],
-  AUTH_HASH_CONCURRENCY: ['abc', '0', '65'],
+  AUTH_HASH_CONCURRENCY: ['abc', '0', '65', 'autox'],
   AUTH_HASH_QUEUE: ['abc', '-1', '100001'],
   AUTH_ALLOW_LEGACY_PASSWORDS: ['maybe'],
 }

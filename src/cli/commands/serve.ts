@@ -7,14 +7,19 @@ import { loadConfig } from '../../config/load.ts'
 import type { Config } from '../../config/schema.ts'
 import { buildApp, createLogger } from '../../http/app.ts'
 import { createStore } from '../../store/kysely-store.ts'
+import { hashConcurrencyFor } from '../../passwords/limiter.ts'
 
 /** How long in-flight requests get after SIGTERM before the process gives up on them. */
 const SHUTDOWN_GRACE_MS = 25_000
 
 export async function serveCommand(overrides: Record<string, string>): Promise<void> {
-  const { config, warnings } = loadConfig({ overrides })
+  const loaded = loadConfig({ overrides })
+  const { warnings } = loaded
+  const workers = loaded.config.workers === 0 ? availableParallelism() : loaded.config.workers
+  // AUTH_HASH_CONCURRENCY=auto shares the cores among this server's processes
+  const config: Config =
+    loaded.config.hashConcurrency === 0 ? { ...loaded.config, hashConcurrency: hashConcurrencyFor(availableParallelism(), workers) } : loaded.config
   const logger = createLogger(config.logLevel)
-  const workers = config.workers === 0 ? availableParallelism() : config.workers
   const worker = cluster.isWorker
   if (!worker) for (const warning of warnings) logger.warn(warning)
   const store = createStore(config.databaseUrl)
