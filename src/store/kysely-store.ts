@@ -221,13 +221,9 @@ export class KyselyStore implements Store {
       provider: { getMigrations: async () => migrations },
       ...(migrationTableSchema === undefined ? {} : { migrationTableSchema }),
     })
-    let { error, results } = await migrator.migrateToLatest()
-    // Kysely's PostgreSQL introspector (used to find its migration tables) reads the catalogue of every
-    // schema, and fails when another schema or table is dropped meanwhile (another application, a
-    // parallel test). No migration has run then (no results), so trying again is safe.
-    for (let attempt = 1; attempt < 3 && results === undefined && isCatalogueRace(error); attempt++) {
-      ;({ error, results } = await migrator.migrateToLatest())
-    }
+    // The dialect's introspector reads our own schema only (SchemaScopedIntrospector), so other schemas
+    // dropped meanwhile by other applications cannot fail this.
+    const { error, results } = await migrator.migrateToLatest()
     const outcomes = (results ?? []).map((r) => ({ migrationName: r.migrationName, status: r.status }))
     if (error !== undefined) {
       throw new MigrationError(outcomes, error)
@@ -754,11 +750,6 @@ export class KyselyStore implements Store {
 }
 
 /** PostgreSQL "schema/relation does not exist" and "could not open relation": a concurrent DROP elsewhere. */
-function isCatalogueRace(error: unknown): boolean {
-  const code = (error as { code?: unknown } | undefined)?.code
-  return code === '3F000' || code === '42P01' || code === 'XX000'
-}
-
 export class MigrationError extends Error {
   readonly outcomes: readonly MigrationOutcome[]
 

@@ -11,7 +11,7 @@ import { buildApp, createLogger } from '../../src/http/app.ts'
 import type { Runtime } from '../../src/runtime.ts'
 import { createStore } from '../../src/store/kysely-store.ts'
 import type { Store } from '../../src/store/store.ts'
-import { freshDatabase, migrateForTest, type StoreKind } from './stores.ts'
+import { freshDatabase, type StoreKind } from './stores.ts'
 
 export const FAST_ARGON2 = { AUTH_ARGON2_MEMORY: '256', AUTH_ARGON2_ITERATIONS: '1' } as const
 
@@ -68,7 +68,7 @@ export async function startServer(t: TestContext, options: StartOptions = {}): P
   })
   const store = createStore(config.databaseUrl)
   try {
-    await migrateForTest(store)
+    await store.migrate()
   } catch (error) {
     await store.close()
     await drop?.()

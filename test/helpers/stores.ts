@@ -8,7 +8,6 @@ import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import type { TestContext } from 'node:test'
 import pg from 'pg'
-import type { Store } from '../../src/store/store.ts'
 import { PG_URL, postgresReachable } from './services.ts'
 
 export type StoreKind = 'sqlite' | 'postgres'
@@ -44,11 +43,7 @@ export async function freshDatabase(t: TestContext, kind: StoreKind): Promise<{ 
       const client = new pg.Client({ connectionString: PG_URL })
       await client.connect()
       try {
-        // Exclusive: waits for every migration of a concurrent test to finish (see migrateForTest).
-        await client.query('BEGIN')
-        await client.query('SELECT pg_advisory_xact_lock($1)', [TEST_SCHEMA_LOCK])
         await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
-        await client.query('COMMIT')
         return
       } catch (error) {
         const code = (error as { code?: unknown }).code
@@ -62,39 +57,4 @@ export async function freshDatabase(t: TestContext, kind: StoreKind): Promise<{ 
   const url = new URL(PG_URL)
   url.searchParams.set('schema', schema)
   return { url: url.toString(), drop }
-}
-
-const TEST_SCHEMA_LOCK = '7305152240412279811'
-
-/**
- * Kysely's PostgreSQL migrator introspects the catalogue of every schema in the database before it
- * takes its own lock, so a test schema dropped by a concurrently finishing test (another process)
- * can make it fail with "schema/relation ... does not exist". Tests share one database, so test
- * migrations hold a shared advisory lock that schema drops take exclusively. Migrations made inside
- * CLI child processes do not take it; a few retries cover those.
- */
-export async function migrateForTest(store: Store): Promise<void> {
-  if (store.dialect !== 'postgres') {
-    await store.migrate()
-    return
-  }
-  const client = new pg.Client({ connectionString: PG_URL })
-  await client.connect()
-  try {
-    await client.query('SELECT pg_advisory_lock_shared($1)', [TEST_SCHEMA_LOCK])
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await store.migrate()
-        return
-      } catch (error) {
-        if (attempt >= 4) {
-          const cause = error instanceof Error ? error.cause : undefined
-          throw new Error(`migration failed: ${cause instanceof Error ? cause.message : String(cause ?? error)}`, { cause: error })
-        }
-        await new Promise((resolve) => setTimeout(resolve, 25 * attempt))
-      }
-    }
-  } finally {
-    await client.end() // ends the session, which releases the lock
-  }
 }

@@ -19,7 +19,7 @@ import { buildApp, createLogger } from '../../src/http/app.ts'
 import { createStore } from '../../src/store/kysely-store.ts'
 import { basicHeader, FAST_ARGON2, startServer } from '../helpers/server.ts'
 import { REQUIRE_SERVICES } from '../helpers/services.ts'
-import { freshDatabaseUrl, migrateForTest } from '../helpers/stores.ts'
+import { freshDatabaseUrl } from '../helpers/stores.ts'
 import { postForm } from '../helpers/oauth.ts'
 import { expectJson, expectProblem, rawRequest, registerOk, STRONG } from './support.ts'
 
@@ -78,7 +78,7 @@ async function startHttps(t: TestContext, env: Readonly<Record<string, string>> 
     overrides: { PORT: '0', LOG_LEVEL: 'info', AUTH_RATE_LIMITS: 'off', ...FAST_ARGON2, ...env, DATABASE_URL: databaseUrl },
   })
   const store = createStore(config.databaseUrl)
-  await migrateForTest(store)
+  await store.migrate()
   const sink = new Writable({ write: (_chunk: Buffer, _enc, cb) => cb() })
   const { app } = await buildApp({ config, store, logger: createLogger(config.logLevel, sink), tls })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })

@@ -37,7 +37,7 @@ import { createStore } from '../../src/store/kysely-store.ts'
 import type { SigningKey } from '../../src/store/store.ts'
 import { generateSigningKey } from '../../src/tokens/rotation.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
-import { freshDatabaseUrl, migrateForTest, STORES } from '../helpers/stores.ts'
+import { freshDatabaseUrl, STORES } from '../helpers/stores.ts'
 import { checkProblemText, claimsOf, expectJson, headerOf, manualClock, registerOk, STRONG, tokenOf } from '../http/support.ts'
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -574,7 +574,7 @@ async function setUp(t: TestContext, kind: (typeof STORES)[number]): Promise<Fix
   const staged = await generateSigningKey(nowMs, nowMs + day)
   const expired = { ...(await generateSigningKey(nowMs - 10 * day, nowMs - 10 * day)), retiresAt: nowMs - 9 * day }
   try {
-    await migrateForTest(pre)
+    await pre.migrate()
     await pre.insertSigningKey(staged)
     await pre.insertSigningKey(expired)
   } finally {

@@ -3,11 +3,14 @@
  * the schema has the columns the code relies on, and the constraints hold (house style §2.10).
  */
 import { test } from 'node:test'
+import { randomUUID } from 'node:crypto'
+import pg from 'pg'
 import assert from 'node:assert/strict'
-import { type Kysely, type MigrationResultSet, Migrator, sql } from 'kysely'
+import { type Kysely, Migrator, sql } from 'kysely'
 import { parsePostgresUrl } from '../../src/store/dialects/postgres.ts'
 import { migrations } from '../../src/store/migrations/index.ts'
 import { freshStore } from '../helpers/fresh-store.ts'
+import { PG_URL } from '../helpers/services.ts'
 import { STORES, type StoreKind } from '../helpers/stores.ts'
 
 /** Columns each known migration adds: table → column → nullable. Later migrations are checked for applying only. */
@@ -41,8 +44,8 @@ interface TableInfo {
 }
 
 /**
- * Tables of the store's schema. On PostgreSQL a plain catalogue query limited to that schema: Kysely's
- * introspector reads every schema and fails when a parallel test drops one meanwhile.
+ * Tables of the store's schema. On PostgreSQL a plain catalogue query limited to that schema, kept
+ * independent of the store's own introspector (tested below).
  */
 // any: the schema under test changes from step to step
 async function tables(db: Kysely<any>, schema: string | undefined): Promise<Map<string, TableInfo>> {
@@ -64,15 +67,6 @@ async function tables(db: Kysely<any>, schema: string | undefined): Promise<Map<
     map.set(row.table, entry)
   }
   return map
-}
-
-/** Kysely's migrator introspects every schema too; a concurrent DROP elsewhere fails it before anything ran. */
-async function retrying(run: () => Promise<MigrationResultSet>): Promise<MigrationResultSet> {
-  let outcome = await run()
-  for (let i = 0; i < 3 && outcome.results === undefined && ['3F000', '42P01', 'XX000'].includes(String((outcome.error as { code?: unknown })?.code)); i++) {
-    outcome = await run()
-  }
-  return outcome
 }
 
 // any: migrations run on Kysely<any>
@@ -103,7 +97,7 @@ for (const kind of STORES) {
     const { db, schema } = fresh
     const migrator = migratorFor(fresh)
     for (const name of NAMES) {
-      const { error, results } = await retrying(() => migrator.migrateTo(name))
+      const { error, results } = await migrator.migrateTo(name)
       assert.equal(error, undefined, `${name}: ${String(error)}`)
       assert.deepEqual(results, [{ migrationName: name, direction: 'Up', status: 'Success' }])
       const expected = EXPECTED[name]
@@ -123,7 +117,7 @@ for (const kind of STORES) {
       }
     }
     // Running to latest afterwards changes nothing.
-    const latest = await retrying(() => migrator.migrateToLatest())
+    const latest = await migrator.migrateToLatest()
     assert.equal(latest.error, undefined)
     assert.deepEqual(latest.results, [])
   })
@@ -133,7 +127,7 @@ for (const kind of STORES) {
     if (fresh === undefined) return
     const { db } = fresh
     const migrator = migratorFor(fresh)
-    assert.equal((await retrying(() => migrator.migrateTo('2026_11_28_0001_create_users'))).error, undefined)
+    assert.equal((await migrator.migrateTo('2026_11_28_0001_create_users')).error, undefined)
     const row = (username: string, canonical: string) => ({
       username,
       username_canonical: canonical,
@@ -156,7 +150,7 @@ for (const kind of STORES) {
     if (fresh === undefined) return
     const { db } = fresh
     const migrator = migratorFor(fresh)
-    assert.equal((await retrying(() => migrator.migrateToLatest())).error, undefined)
+    assert.equal((await migrator.migrateToLatest()).error, undefined)
     const insert = (canonical: string) =>
       db
         .insertInto('users')
@@ -184,7 +178,7 @@ for (const kind of STORES) {
     if (fresh === undefined) return
     const { db } = fresh
     const migrator = migratorFor(fresh)
-    assert.equal((await retrying(() => migrator.migrateToLatest())).error, undefined)
+    assert.equal((await migrator.migrateToLatest()).error, undefined)
     const key = { kid: 'k1', alg: 'ES256', public_jwk: '{}', private_jwk: '{}', created_at: 1, activates_at: 1, retires_at: null }
     await db.insertInto('signing_keys').values(key).execute()
     await assert.rejects(db.insertInto('signing_keys').values(key).execute())
@@ -195,16 +189,59 @@ for (const kind of STORES) {
     if (fresh === undefined) return
     const { db, schema } = fresh
     const migrator = migratorFor(fresh)
-    assert.equal((await retrying(() => migrator.migrateToLatest())).error, undefined)
+    assert.equal((await migrator.migrateToLatest()).error, undefined)
     const before = [...(await tables(db, schema)).keys()].sort()
     for (let i = NAMES.length - 1; i >= 0; i--) {
-      const { error, results } = await retrying(() => migrator.migrateDown())
+      const { error, results } = await migrator.migrateDown()
       assert.equal(error, undefined, `down ${NAMES[i]}: ${String(error)}`)
       assert.deepEqual(results?.map((r) => [r.migrationName, r.direction, r.status]), [[NAMES[i], 'Down', 'Success']])
     }
     const empty = [...(await tables(db, schema)).keys()].filter((n) => !n.startsWith('kysely_'))
     assert.deepEqual(empty, [])
-    assert.equal((await retrying(() => migrator.migrateToLatest())).error, undefined)
+    assert.equal((await migrator.migrateToLatest()).error, undefined)
     assert.deepEqual([...(await tables(db, schema)).keys()].sort(), before)
   })
 }
+
+test('postgres: migrating is unaffected by other schemas being created and dropped meanwhile (introspection sees our schema only)', async (t) => {
+  const fresh = await freshStore(t, 'postgres', { migrate: false })
+  if (fresh === undefined) return
+  // Another application (or another tenant's rest-auth) churns schemas with serial tables in the same
+  // database, as parallel tests and multi-tenant deployments do. Kysely's stock introspector read them all.
+  const churn = new pg.Client({ connectionString: PG_URL })
+  await churn.connect()
+  let stop = false
+  let churned = 0
+  const loop = (async () => {
+    while (!stop) {
+      const name = `ra_churn_${randomUUID().replace(/-/g, '')}`
+      await churn.query(`CREATE SCHEMA ${name}; CREATE TABLE ${name}.t (id serial PRIMARY KEY, a text, b text, c text)`)
+      await churn.query(`DROP SCHEMA ${name} CASCADE`)
+      churned++
+    }
+  })()
+  try {
+    // Each run: a fresh schema, migrated from nothing by a store of its own.
+    for (let i = 0; i < 25; i++) {
+      const other = await freshStore(t, 'postgres', { migrate: false })
+      assert.ok(other !== undefined)
+      const outcomes = await other.store.migrate()
+      assert.equal(outcomes.length, Object.keys(migrations).length, `run ${i}`)
+      assert.ok(outcomes.every((o) => o.status === 'Success'))
+    }
+  } finally {
+    stop = true
+    await loop
+    await churn.end()
+  }
+  assert.ok(churned > 25, `schemas were churned meanwhile (${churned})`)
+  // The introspector still reports our own tables, with their columns.
+  await fresh.store.migrate()
+  const tables = await fresh.store.db.introspection.getTables()
+  const users = tables.find((table) => table.name === 'users')
+  assert.ok(users !== undefined)
+  assert.equal(users.schema, parsePostgresUrl(fresh.databaseUrl).schema)
+  assert.ok(users.columns.some((c) => c.name === 'id' && c.isAutoIncrementing && !c.isNullable)) // GENERATED ALWAYS AS IDENTITY owns a sequence
+  assert.ok(!tables.some((table) => table.name.startsWith('kysely_migration')), 'internal tables only when asked for')
+  assert.ok((await fresh.store.db.introspection.getTables({ withInternalKyselyTables: true })).some((table) => table.name === 'kysely_migration'))
+})

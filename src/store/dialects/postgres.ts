@@ -1,4 +1,13 @@
-import { Kysely, PostgresDialect, sql } from 'kysely'
+import {
+  type DatabaseIntrospector,
+  type DatabaseMetadata,
+  type DatabaseMetadataOptions,
+  type SchemaMetadata,
+  type TableMetadata,
+  Kysely,
+  PostgresDialect,
+  sql,
+} from 'kysely'
 import pg from 'pg'
 import type { Database } from '../schema.ts'
 
@@ -56,7 +65,7 @@ export function createPostgresDb(databaseUrl: string, poolSize = 10): PostgresDb
   pool.on('connect', (client) => {
     client.on('error', () => {})
   })
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const db = new Kysely<Database>({ dialect: new SchemaScopedPostgresDialect({ pool }) })
   return {
     db,
     async prepare() {
@@ -67,6 +76,90 @@ export function createPostgresDb(databaseUrl: string, poolSize = 10): PostgresDb
       const { rows } = await sql<{ schema: string | null }>`SELECT current_schema() AS schema`.execute(db)
       return rows[0]?.schema ?? undefined
     },
+  }
+}
+
+/**
+ * Kysely's PostgreSQL introspector (which its Migrator asks whether the migration tables exist) reads
+ * the columns of every table in every schema, calling pg_get_serial_sequence on each. When another
+ * application or another instance's tenant drops a schema meanwhile, that query fails ("relation ...
+ * does not exist", "cache lookup failed"), and so did our migration, at random. Our store only ever
+ * needs its own schema, so this introspector reads `current_schema()` alone (the search_path names it).
+ */
+class SchemaScopedPostgresDialect extends PostgresDialect {
+  // any: Kysely's Dialect interface hands the introspector an untyped Kysely<any>
+  override createIntrospector(db: Kysely<any>): DatabaseIntrospector {
+    return new SchemaScopedIntrospector(db)
+  }
+}
+
+interface ColumnRow {
+  readonly table: string
+  readonly table_type: string
+  readonly schema: string
+  readonly column: string
+  readonly not_null: boolean
+  readonly has_default: boolean
+  readonly type: string
+  readonly type_schema: string
+  readonly column_description: string | null
+  readonly auto_incrementing: string | null
+}
+
+const KYSELY_TABLES = new Set(['kysely_migration', 'kysely_migration_lock'])
+
+export class SchemaScopedIntrospector implements DatabaseIntrospector {
+  // any: see SchemaScopedPostgresDialect
+  readonly #db: Kysely<any>
+
+  // any: see SchemaScopedPostgresDialect
+  constructor(db: Kysely<any>) {
+    this.#db = db
+  }
+
+  async getSchemas(): Promise<SchemaMetadata[]> {
+    const { rows } = await sql<{ name: string }>`SELECT nspname AS name FROM pg_catalog.pg_namespace`.execute(this.#db)
+    return rows.map((row) => ({ name: row.name }))
+  }
+
+  async getTables(options: DatabaseMetadataOptions = { withInternalKyselyTables: false }): Promise<TableMetadata[]> {
+    const { rows } = await sql<ColumnRow>`
+      SELECT c.relname AS table, c.relkind AS table_type, ns.nspname AS schema, a.attname AS column,
+             a.attnotnull AS not_null, a.atthasdef AS has_default, typ.typname AS type, tns.nspname AS type_schema,
+             col_description(a.attrelid, a.attnum) AS column_description,
+             pg_get_serial_sequence(quote_ident(ns.nspname) || '.' || quote_ident(c.relname), a.attname) AS auto_incrementing
+      FROM pg_catalog.pg_attribute a
+      JOIN pg_catalog.pg_class c ON a.attrelid = c.oid
+      JOIN pg_catalog.pg_namespace ns ON c.relnamespace = ns.oid
+      JOIN pg_catalog.pg_type typ ON a.atttypid = typ.oid
+      JOIN pg_catalog.pg_namespace tns ON typ.typnamespace = tns.oid
+      WHERE ns.nspname = current_schema()
+        AND c.relkind IN ('r', 'v', 'p')
+        AND a.attnum >= 0 AND NOT a.attisdropped
+      ORDER BY c.relname, a.attnum`.execute(this.#db)
+    const tables = new Map<string, { name: string; isView: boolean; schema: string; columns: TableMetadata['columns'][number][] }>()
+    for (const row of rows) {
+      if (!options.withInternalKyselyTables && KYSELY_TABLES.has(row.table)) continue
+      let table = tables.get(row.table)
+      if (table === undefined) {
+        table = { name: row.table, isView: row.table_type === 'v', schema: row.schema, columns: [] }
+        tables.set(row.table, table)
+      }
+      table.columns.push({
+        name: row.column,
+        dataType: row.type,
+        dataTypeSchema: row.type_schema,
+        isAutoIncrementing: row.auto_incrementing !== null,
+        isNullable: !row.not_null,
+        hasDefaultValue: row.has_default,
+        ...(row.column_description === null ? {} : { comment: row.column_description }),
+      })
+    }
+    return [...tables.values()]
+  }
+
+  async getMetadata(options?: DatabaseMetadataOptions): Promise<DatabaseMetadata> {
+    return { tables: await this.getTables(options) }
   }
 }
 
