@@ -3,7 +3,7 @@
  */
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import pino, { type Logger } from 'pino'
 import type { Clock } from '../clock.ts'
 import { systemClock } from '../clock.ts'
@@ -161,7 +161,7 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
     loggerInstance: logger as FastifyBaseLogger,
     childLoggerFactory: lazyChildLoggerFactory,
     // Fastify builds its per-request log arguments before the level check; skip them when info is off
-    disableRequestLogging: () => !logger.isLevelEnabled('info'),
+    logController: new LogController({ disableRequestLogging: () => !logger.isLevelEnabled('info') }),
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: config.trustProxy.length === 0 ? false : [...config.trustProxy],
     requestTimeout: 30_000,

@@ -75,6 +75,23 @@ function countLogLines(stdout: string, msg: string): number {
   return n
 }
 
+test('serve: starts, answers and stops without one line on stderr (no deprecation or runtime warnings shipped)', async (t) => {
+  const db = tempSqlite(t)
+  const port = await freePort()
+  // WORKERS unset: the default (one worker per core) runs the primary and its workers.
+  const server = await startCliServer(t, { env: { PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: db.url, LOG_LEVEL: 'info' } })
+  const created = await postJson(`${server.url}/api/users`, { username: 'quiet', password: 'correct horse battery staple' }).response
+  assert.equal(created.status, 201, created.body)
+  const resource = await fetch(`${server.url}/api/resource`, {
+    headers: { authorization: `Basic ${Buffer.from('quiet:correct horse battery staple').toString('base64')}` },
+  })
+  assert.equal(resource.status, 200)
+  server.child.kill('SIGTERM')
+  const { code } = await server.exited
+  assert.equal(code, 0)
+  assert.equal(server.stderr(), '', 'stderr must stay empty: logs go to stdout, and warnings are fixed, not shipped')
+})
+
 test('serve: SIGTERM lets in-flight registrations finish, then exits 0 (graceful shutdown)', async (t) => {
   const db = tempSqlite(t)
   const port = await freePort()
