@@ -12,7 +12,6 @@ import { RestAuthError } from '../errors.ts'
 import { createRuntime, type Runtime } from '../runtime.ts'
 import type { StateChange, Store } from '../store/store.ts'
 import { type CounterStore, MemoryCounterStore } from '../ratelimit/counters.ts'
-import { FailoverCounterStore, RedisCounterStore } from '../store/redis/counters.ts'
 import { ChangeFeed } from '../state/feed.ts'
 import { CachingStore, DEFAULT_CACHE_LIMITS } from '../state/caching-store.ts'
 import { BODY_LIMIT_BYTES, parseJsonBody } from './json-body.ts'
@@ -87,6 +86,8 @@ function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:n
 
 /** REDIS_URL: counters shared by every instance, with this process's own as the fallback. */
 async function sharedCounters(url: string, logger: Logger): Promise<CounterStore> {
+  // loaded only with REDIS_URL: a server without Redis never pays for ioredis (about 20 MB of RSS)
+  const { FailoverCounterStore, RedisCounterStore } = await import('../store/redis/counters.ts')
   const redis = new RedisCounterStore(url)
   // give the connection a moment, so the first requests do not fall back (and log an outage) needlessly
   await redis.ready()

@@ -8,7 +8,7 @@ import {
   PostgresDialect,
   sql,
 } from 'kysely'
-import pg from 'pg'
+import type pg from 'pg'
 import type { Database } from '../schema.ts'
 
 export interface PostgresTarget {
@@ -42,30 +42,21 @@ export interface PostgresDb {
   prepare(): Promise<string | undefined>
 }
 
+/**
+ * The `pg` driver, loaded on first use: a server on SQLite never pays for it (about 14 MB of RSS and
+ * its start-up time). Kysely takes the pool as a factory for the same reason.
+ */
+let pgModule: Promise<typeof pg> | undefined
+function loadPg(): Promise<typeof pg> {
+  pgModule ??= import('pg').then((module) => module.default)
+  return pgModule
+}
+
 export function createPostgresDb(databaseUrl: string, poolSize = 10): PostgresDb {
   const { connectionString, schema } = parsePostgresUrl(databaseUrl)
-  const pool = new pg.Pool({
-    connectionString,
-    max: poolSize,
-    connectionTimeoutMillis: 5_000,
-    idleTimeoutMillis: 30_000,
-    // statement_timeout keeps one stuck query from holding a pooled connection for ever
-    options: `-c statement_timeout=15000${schema === undefined ? '' : ` -c search_path=${schema}`}`,
-    types: {
-      // bigint columns hold millisecond times and ids, all far below 2^53
-      getTypeParser: ((oid: number, format?: string) =>
-        oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
-    },
+  const db = new Kysely<Database>({
+    dialect: new SchemaScopedPostgresDialect({ pool: async () => createPool(await loadPg(), connectionString, schema, poolSize) }),
   })
-  // An idle client's error (server restart) must not crash the process; the next query reconnects.
-  pool.on('error', () => {})
-  // Nor may a checked-out client's: pg-pool drops its own listener while a client is lent out, and a
-  // connection cut mid-query would emit 'error' with no listener and kill the process. The query
-  // itself still fails (→ 503 database_unavailable) and pg-pool discards the broken client.
-  pool.on('connect', (client) => {
-    client.on('error', () => {})
-  })
-  const db = new Kysely<Database>({ dialect: new SchemaScopedPostgresDialect({ pool }) })
   return {
     db,
     async prepare() {
@@ -77,6 +68,31 @@ export function createPostgresDb(databaseUrl: string, poolSize = 10): PostgresDb
       return rows[0]?.schema ?? undefined
     },
   }
+}
+
+function createPool(driver: typeof pg, connectionString: string, schema: string | undefined, poolSize: number): pg.Pool {
+  const pool = new driver.Pool({
+    connectionString,
+    max: poolSize,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    // statement_timeout keeps one stuck query from holding a pooled connection for ever
+    options: `-c statement_timeout=15000${schema === undefined ? '' : ` -c search_path=${schema}`}`,
+    types: {
+      // bigint columns hold millisecond times and ids, all far below 2^53
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === INT8_OID ? (value: string) => Number(value) : driver.types.getTypeParser(oid, format as 'text')) as typeof driver.types.getTypeParser,
+    },
+  })
+  // An idle client's error (server restart) must not crash the process; the next query reconnects.
+  pool.on('error', () => {})
+  // Nor may a checked-out client's: pg-pool drops its own listener while a client is lent out, and a
+  // connection cut mid-query would emit 'error' with no listener and kill the process. The query
+  // itself still fails (→ 503 database_unavailable) and pg-pool discards the broken client.
+  pool.on('connect', (client) => {
+    client.on('error', () => {})
+  })
+  return pool
 }
 
 /**
@@ -205,7 +221,16 @@ export function watchChanges(
 
   const connect = () => {
     if (closed) return
-    const client = new pg.Client({
+    loadPg().then(listen, (error: unknown) => {
+      onState(false, error)
+      retry = setTimeout(connect, RELISTEN_DELAY_MS)
+      retry.unref()
+    })
+  }
+
+  const listen = (driver: typeof pg) => {
+    if (closed) return
+    const client = new driver.Client({
       connectionString,
       connectionTimeoutMillis: 5_000,
       application_name: listenerApplicationName(schema),
