@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import type autocannon from 'autocannon'
 import { figures, type Figures, type Measured, startLoad, stopAllLoad, warmAndMeasure } from './bench/load.ts'
+import { workerExecArgv } from '../src/cli/node-flags.ts'
 import { type Child, type CpuShares, freePort, killAllNow, type RssSample, sampleRss, spawnChild, stopAll, stopChild, treeRss, waitReady } from './bench/processes.ts'
 import { dropPostgresSchema, seedUsername, seedUsers, type SeedResult } from './bench/seed.ts'
 
@@ -312,7 +313,13 @@ async function main(): Promise<number> {
     LOG_LEVEL: 'warn',
     ...o.env,
   })
-  const serverArgs = ['dist/cli/main.js', 'serve', ...(o.workers === undefined ? [] : ['--workers', String(o.workers)])]
+  // As `npm start` runs it: with the server's V8 flags, unless --env NODE_OPTIONS=... chose others
+  const serverArgs = [
+    ...workerExecArgv([], serverEnv['NODE_OPTIONS']),
+    'dist/cli/main.js',
+    'serve',
+    ...(o.workers === undefined ? [] : ['--workers', String(o.workers)]),
+  ]
   const load1 = loadavg()
   const results: ScenarioResult[] = []
   let seedResult: (SeedResult & { readonly migrateMs: number }) | undefined

@@ -8,6 +8,7 @@ import cluster, { type Worker } from 'node:cluster'
 import type { Logger } from 'pino'
 import { type CounterStore, MemoryCounterStore } from '../ratelimit/counters.ts'
 import type { StateChange } from '../store/store.ts'
+import { workerExecArgv } from './node-flags.ts'
 
 type CounterOp =
   | { readonly op: 'hit'; readonly key: string; readonly ttlMs: number; readonly now: number; readonly sliding: boolean }
@@ -63,6 +64,7 @@ export function runPrimary(workers: number, logger: Logger): Promise<number> {
     if (worker.isConnected()) worker.send(reply)
   }
 
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env['NODE_OPTIONS']) })
   const fork = () => {
     const worker = cluster.fork()
     worker.on('message', (message: unknown) => {

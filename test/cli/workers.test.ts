@@ -274,6 +274,10 @@ async function startCluster(t: TestContext, databaseUrl: string, env: Readonly<R
   assert.equal(new Set(workers).size, 2, 'two distinct worker processes')
   assert.ok(!workers.includes(primaryPid(server)), 'the primary does not serve requests itself')
   assert.deepEqual(workerChildren(primaryPid(server)), sortedPids(workers), 'the workers are the children of the primary')
+  for (const pid of workers) {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+    assert.ok(args.includes('--max-semi-space-size=4'), `worker ${pid} runs with the server's V8 flags: ${args.join(' ')}`)
+  }
   return { server, workers }
 }
 
