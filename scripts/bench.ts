@@ -750,7 +750,7 @@ function statuses(f: Figures): string {
 
 function row(r: ScenarioResult): string {
   const flag = r.unexpected > 0 ? ' ⚠' : ''
-  const rss = r.processes > 1 ? `${fmt(r.maxRssMb, 1)} (${r.processes} procs)` : fmt(r.maxRssMb, 1)
+  const rss = r.processes > 1 ? `${fmt(r.maxRssMb, 1)} (${r.processes} procs, largest ${fmt(r.maxProcessRssMb, 1)})` : fmt(r.maxRssMb, 1)
   return `| ${r.name}${flag} | ${fmt(r.figures.requestsPerSecond)} | ${fmt(r.ratioToBaseline, 2)} | ${fmt(r.figures.latencyMs.p50, 1)} | ${fmt(r.figures.latencyMs.p99, 1)} | ${rss} | ${r.figures.errors + r.figures.timeouts} | ${r.figures.non2xx} | ${statuses(r.figures)} | ${fmt(r.cpuPerRequestUs)} | ${fmt(r.cpuRatioToBaseline, 2)} | ${fmt(r.cpu.serverPct)}/${fmt(r.cpu.benchPct)}/${fmt(r.cpu.otherPct)} |`
 }
 
