@@ -148,7 +148,7 @@ export const ERROR_CATALOGUE = {
   https_required: {
     status: 403,
     title: 'HTTPS required',
-    meaning: 'The request carried credentials over plain HTTP and this server refuses them (`AUTH_REQUIRE_HTTPS=on`). Nothing was checked.',
+    meaning: 'The request carried credentials over plain HTTP and this server refuses them (`AUTH_REQUIRE_HTTPS=on`). Nothing was checked. On `/oauth/` routes the body is RFC 6749 §5.2 JSON, `error` `invalid_request`.',
     fix: 'Use the `https://` address. The credentials may have been seen on the way: change the password or revoke the token.',
   },
   authentication_required: {

@@ -363,7 +363,7 @@ export const SETTINGS: readonly Setting[] = [
     env: 'AUTH_REQUIRE_HTTPS',
     default: undefined,
     defaultDoc: '`on` with `NODE_ENV=production`, else `off`',
-    doc: '`on` refuses credentials (an `Authorization` header, or a body to an `/api/` or `/oauth/` route) sent over plain HTTP with 403 `https_required`, never a redirect. Requests from loopback addresses are allowed, for development. Behind a TLS-terminating proxy, list it in `TRUST_PROXY` so its `X-Forwarded-Proto` counts.',
+    doc: '`on` refuses credentials (an `Authorization` header, or a body to an `/api/` or `/oauth/` route) sent over plain HTTP with 403 `https_required` (on `/oauth/` routes an RFC 6749 body, `invalid_request`), never a redirect. Requests from loopback addresses are allowed, for development. Behind a TLS-terminating proxy, list it in `TRUST_PROXY` so its `X-Forwarded-Proto` counts.',
     parse: onOff,
   },
   {

@@ -178,6 +178,28 @@ test('AUTH_REQUIRE_HTTPS=on: credentials from a remote client over plain HTTP �
   assert.deepEqual(await expectJson(proxied, 200), { data: 'Hello, miguel!' })
 })
 
+test('AUTH_REQUIRE_HTTPS=on: /oauth/token over plain HTTP from a remote client → 403 with an RFC 6749 §5.2 body (error invalid_request), never a redirect', async (t) => {
+  const srv = await startServer(t, { env: BEHIND_PROXY })
+  if (!srv) return
+  await registerOk(srv, 'miguel')
+  const res = await srv.request('POST', '/oauth/token', {
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': REMOTE },
+    body: `grant_type=password&username=miguel&password=${encodeURIComponent(STRONG)}`,
+  })
+  assert.equal(res.status, 403)
+  assert.equal(res.headers.get('location'), null)
+  assert.match(res.headers.get('content-type') ?? '', /^application\/json/)
+  assert.equal(res.headers.get('cache-control'), 'no-store')
+  assert.deepEqual(await res.json(), { error: 'invalid_request', error_description: 'Credentials are accepted over HTTPS only.' })
+  // the same request through the TLS-terminating proxy is answered as usual
+  const proxied = await srv.request('POST', '/oauth/token', {
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': REMOTE, 'x-forwarded-proto': 'https' },
+    body: `grant_type=password&username=miguel&password=${encodeURIComponent(STRONG)}`,
+  })
+  const body = (await proxied.json()) as { error?: string; access_token?: string }
+  assert.ok(proxied.status !== 403, `not refused through the proxy: ${JSON.stringify(body)}`)
+})
+
 test('AUTH_REQUIRE_HTTPS=on: a refused request is not checked: wrong passwords over plain HTTP get 403, not 401, and do not count toward login throttling (docs/errors.md https_required)', async (t) => {
   const srv = await startServer(t, { env: { ...BEHIND_PROXY, AUTH_RATE_LIMITS: 'on' } })
   if (!srv) return

@@ -7,6 +7,7 @@ import { isIP } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config/schema.ts'
 import { RestAuthError } from '../../errors.ts'
+import { oauthErrorBody } from '../handlers/oauth.ts'
 import { sendProblem } from '../problem.ts'
 
 /** ASVS 3.4.1: a year, subdomains included (sent only on HTTPS responses, RFC 6797 §7.2). */
@@ -76,7 +77,13 @@ export function registerTransport(app: FastifyInstance, config: Config): void {
     }
     if (config.requireHttps && request.protocol !== 'https' && carriesCredentials(request) && !isLoopback(request.ip)) {
       // Never a redirect: the credentials have already crossed the network in clear.
-      void sendProblem(reply, new RestAuthError('https_required', 'Credentials are accepted over HTTPS only.'))
+      const refusal = new RestAuthError('https_required', 'Credentials are accepted over HTTPS only.')
+      if (routeOf(request).startsWith('/oauth/')) {
+        // OAuth clients read RFC 6749 §5.2 bodies ({ error, error_description }), as on every other /oauth/ error
+        void reply.code(refusal.status).header('Cache-Control', 'no-store').type('application/json; charset=utf-8').send(oauthErrorBody(refusal))
+      } else {
+        void sendProblem(reply, refusal)
+      }
       return
     }
     done()
