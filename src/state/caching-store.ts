@@ -9,6 +9,7 @@
  */
 import type {
   AuditQuery,
+  HolderGuard,
   MigrationOutcome,
   NewAuditEntry,
   NewInvite,
@@ -192,17 +193,17 @@ export class CachingStore implements Store, MemoryState {
 
   // ---- writes: through, then drop what changed on this instance at once ----
 
-  async updateUser(id: number, change: UserChange, now: number): Promise<User | undefined> {
+  async updateUser(id: number, change: UserChange, now: number, guard?: HolderGuard): Promise<User | undefined> {
     try {
-      return await this.inner.updateUser(id, change, now)
+      return await this.inner.updateUser(id, change, now, guard)
     } finally {
       this.#local({ kind: 'user', ref: String(id) })
     }
   }
 
-  async deleteUser(id: number): Promise<boolean> {
+  async deleteUser(id: number, guard?: HolderGuard): Promise<boolean> {
     try {
-      return await this.inner.deleteUser(id)
+      return await this.inner.deleteUser(id, guard)
     } finally {
       this.#local({ kind: 'user', ref: String(id) })
     }

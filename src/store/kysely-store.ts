@@ -27,7 +27,9 @@ import type {
   UserStatus,
   StateChange,
   StateChangeKind,
+  HolderGuard,
 } from './store.ts'
+import { LastHolderError } from './store.ts'
 
 type Db = Kysely<Database> | Transaction<Database>
 
@@ -191,6 +193,9 @@ function toSigningKey(row: SigningKeyRow): SigningKey {
   }
 }
 
+/** First key of the advisory lock guarded user writes take (PostgreSQL); the second is the schema's hash. */
+const GUARD_LOCK_CLASS = 0x72612d67 // 'ra-g'
+
 /** Largest id SQLite and PostgreSQL both accept for our integer ids; anything above is "not found". */
 const MAX_ID = Number.MAX_SAFE_INTEGER
 
@@ -268,9 +273,10 @@ export class KyselyStore implements Store {
     return rows.map(toUser)
   }
 
-  async updateUser(id: number, change: UserChange, now: number): Promise<User | undefined> {
+  async updateUser(id: number, change: UserChange, now: number, guard: HolderGuard = {}): Promise<User | undefined> {
     if (!Number.isSafeInteger(id) || id < 1 || id > MAX_ID) return undefined
     return this.db.transaction().execute(async (trx) => {
+      await this.#serializeGuarded(trx, guard)
       const set: { updated_at: number; status?: string; roles?: string; password_hash?: string } = { updated_at: now }
       if (change.status !== undefined) set.status = change.status
       if (change.roles !== undefined) set.roles = joinRoles(change.roles)
@@ -291,21 +297,45 @@ export class KyselyStore implements Store {
           .where('revoked_at', 'is', null)
           .execute()
       }
+      await this.#checkGuard(trx, guard)
       await logChange(trx, 'user', id, now)
       const row = await findUserById(trx, id)
       return row === undefined ? undefined : toUser(row)
     })
   }
 
-  async deleteUser(id: number): Promise<boolean> {
+  async deleteUser(id: number, guard: HolderGuard = {}): Promise<boolean> {
     if (!Number.isSafeInteger(id) || id < 1 || id > MAX_ID) return false
     // refresh families and their tokens go with the user (ON DELETE CASCADE)
     return this.db.transaction().execute(async (trx) => {
+      await this.#serializeGuarded(trx, guard)
       const result = await trx.deleteFrom('users').where('id', '=', id).executeTakeFirst()
       const deleted = Number(result.numDeletedRows) > 0
-      if (deleted) await logChange(trx, 'user', id)
+      if (deleted) {
+        await this.#checkGuard(trx, guard)
+        await logChange(trx, 'user', id)
+      }
       return deleted
     })
+  }
+
+  /**
+   * Guarded writes take turns. PostgreSQL: a transaction-scoped advisory lock per schema, taken before
+   * anything is read, so the second of two concurrent writes counts after the first has committed.
+   * SQLite: the transaction's first statement is the write itself, which takes the database's write
+   * lock (other processes wait in busy_timeout), and this process's single connection runs one
+   * transaction at a time.
+   */
+  async #serializeGuarded(trx: Db, guard: HolderGuard): Promise<void> {
+    if (guard.keepActiveWithRole === undefined || this.dialect !== 'postgres') return
+    await sql`SELECT pg_advisory_xact_lock(${GUARD_LOCK_CLASS}, hashtext(current_schema()))`.execute(trx)
+  }
+
+  /** After the write, inside its transaction: no active holder left → roll everything back. */
+  async #checkGuard(trx: Db, guard: HolderGuard): Promise<void> {
+    const role = guard.keepActiveWithRole
+    if (role === undefined) return
+    if ((await this.#countActiveWithRole(trx, role)) < 1) throw new LastHolderError(role)
   }
 
   /**
@@ -320,8 +350,12 @@ export class KyselyStore implements Store {
   }
 
   async countActiveWithRole(role: string): Promise<number> {
+    return this.#countActiveWithRole(this.db, role)
+  }
+
+  async #countActiveWithRole(db: Db, role: string): Promise<number> {
     if (role.includes('\u0000')) return 0
-    const row = await this.db
+    const row = await db
       .selectFrom('users')
       .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
       .where('status', '=', 'active')

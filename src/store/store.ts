@@ -37,6 +37,25 @@ export interface UserQuery {
   readonly limit: number
 }
 
+/**
+ * Options of a write that may take a role from its last active holder: with `keepActiveWithRole`, the
+ * write is refused (LastHolderError, nothing written) when afterwards no active user holds that role.
+ * The check and the write are one transaction, serialized against every other such write, so two admins
+ * demoting each other at the same instant cannot both succeed.
+ */
+export interface HolderGuard {
+  readonly keepActiveWithRole?: string
+}
+
+export class LastHolderError extends Error {
+  readonly role: string
+  constructor(role: string) {
+    super(`the change would leave no active user with the role ${role}`)
+    this.name = 'LastHolderError'
+    this.role = role
+  }
+}
+
 export interface UserChange {
   readonly status?: UserStatus
   readonly roles?: readonly string[]
@@ -198,9 +217,9 @@ export interface Store {
   /** Users in id order, filtered; at most `limit`. */
   listUsers(query: UserQuery): Promise<readonly User[]>
   /** Applies the change in one transaction; `undefined` when there is no such user. */
-  updateUser(id: number, change: UserChange, now: number): Promise<User | undefined>
+  updateUser(id: number, change: UserChange, now: number, guard?: HolderGuard): Promise<User | undefined>
   /** Deletes the user and its refresh tokens; the id is never reused. False when there was none. */
-  deleteUser(id: number): Promise<boolean>
+  deleteUser(id: number, guard?: HolderGuard): Promise<boolean>
   /** Active users holding `role`. */
   countActiveWithRole(role: string): Promise<number>
   /**

@@ -10,7 +10,7 @@ import type { Clock } from '../clock.ts'
 import { RestAuthError } from '../errors.ts'
 import type { PasswordHasher } from '../passwords/hash.ts'
 import { checkPassword, type PasswordPolicyName } from '../passwords/policy.ts'
-import type { Invite, Store, User, UserChange, UserStatus } from '../store/store.ts'
+import { type HolderGuard, type Invite, LastHolderError, type Store, type User, type UserChange, type UserStatus } from '../store/store.ts'
 import { hashInviteCode, newInviteCode, newInviteId } from './invites.ts'
 import { taken } from './register.ts'
 import { NO_RATE_LIMITS, type RateLimiter } from '../ratelimit/throttle.ts'
@@ -116,8 +116,8 @@ export class AccountService {
   /** Disabling revokes every token and refresh token of the user at once. */
   async disable(actor: Actor, id: number): Promise<User> {
     const user = await this.get(id)
-    await this.#guardLastAdmin(user, 'disable')
-    return this.#change(actor, user, 'user.disabled', { status: 'disabled', revokeTokensBefore: this.#revocationMark() })
+    const guard = await this.#guardLastAdmin(user, 'disable')
+    return this.#change(actor, user, 'user.disabled', { status: 'disabled', revokeTokensBefore: this.#revocationMark() }, {}, guard)
   }
 
   async enable(actor: Actor, id: number): Promise<User> {
@@ -129,8 +129,8 @@ export class AccountService {
   /** Deletes the user; its tokens stop working (no user), its refresh tokens go with it; the id is never reused. */
   async delete(actor: Actor, id: number): Promise<void> {
     const user = await this.get(id)
-    await this.#guardLastAdmin(user, 'delete')
-    if (!(await this.#d.store.deleteUser(id))) throw notFound()
+    const guard = await this.#guardLastAdmin(user, 'delete')
+    if (!(await this.#deleteUser(user.id, guard, 'delete'))) throw notFound()
     await this.#d.audit.record({ event: 'user.deleted', actor, subject: subjectOf(user) })
   }
 
@@ -138,8 +138,8 @@ export class AccountService {
   async setRoles(actor: Actor, id: number, roles: unknown): Promise<User> {
     const next = parseRoles(roles)
     const user = await this.get(id)
-    if (!next.includes(ADMIN_ROLE)) await this.#guardLastAdmin(user, 'remove the admin role from')
-    return this.#change(actor, user, 'user.roles_changed', { roles: next }, { from: user.roles.join(' '), to: next.join(' ') })
+    const guard = next.includes(ADMIN_ROLE) ? {} : await this.#guardLastAdmin(user, 'remove the admin role from')
+    return this.#change(actor, user, 'user.roles_changed', { roles: next }, { from: user.roles.join(' '), to: next.join(' ') }, guard)
   }
 
   /** An administrator sets a new password: the policy applies, and every token of the user is revoked. */
@@ -170,8 +170,8 @@ export class AccountService {
 
   async deleteOwnAccount(actor: Actor, user: User, password: string): Promise<void> {
     await this.#proveCurrent(actor, user, password, 'user.deleted', 'password')
-    await this.#guardLastAdmin(user, 'delete')
-    if (!(await this.#d.store.deleteUser(user.id))) throw notFound()
+    const guard = await this.#guardLastAdmin(user, 'delete')
+    if (!(await this.#deleteUser(user.id, guard, 'delete'))) throw notFound()
     await this.#d.audit.record({ event: 'user.deleted', actor, subject: subjectOf(user), detail: { self: true } })
   }
 
@@ -241,21 +241,48 @@ export class AccountService {
 
   // ---- internals ----
 
-  async #change(actor: Actor, user: User, event: string, change: UserChange, detail: Record<string, string> = {}): Promise<User> {
-    const updated = await this.#d.store.updateUser(user.id, change, this.#d.clock.now())
+  async #change(actor: Actor, user: User, event: string, change: UserChange, detail: Record<string, string> = {}, guard: Guard = {}): Promise<User> {
+    let updated: User | undefined
+    try {
+      updated = await this.#d.store.updateUser(user.id, change, this.#d.clock.now(), guard)
+    } catch (error) {
+      throw lastAdminOr(error, guard.action)
+    }
     if (updated === undefined) throw notFound()
     await this.#d.audit.record({ event, actor, subject: subjectOf(updated), detail })
     return updated
   }
 
-  /**
-   * Keeps at least one active admin, so an install cannot lock itself out of its admin API.
-   * (Two admins demoting each other at the same instant can still both pass; the CLI recovers that.)
-   */
-  async #guardLastAdmin(user: User, action: string): Promise<void> {
-    if (user.status !== 'active' || !user.roles.includes(ADMIN_ROLE)) return
-    if ((await this.#d.store.countActiveWithRole(ADMIN_ROLE)) <= 1) {
-      throw new RestAuthError('last_admin', `Cannot ${action} the last active admin; give another user the admin role first.`)
+  async #deleteUser(id: number, guard: Guard, action: string): Promise<boolean> {
+    try {
+      return await this.#d.store.deleteUser(id, guard)
+    } catch (error) {
+      throw lastAdminOr(error, guard.action ?? action)
     }
   }
+
+  /**
+   * Keeps at least one active admin, so an install cannot lock itself out of its admin API. A quick
+   * count refuses the plain case; for an active admin the write itself is guarded too (the store checks
+   * and writes in one serialized transaction), so two admins demoting each other at the same instant
+   * cannot both succeed.
+   */
+  async #guardLastAdmin(user: User, action: string): Promise<Guard> {
+    if (user.status !== 'active' || !user.roles.includes(ADMIN_ROLE)) return {}
+    if ((await this.#d.store.countActiveWithRole(ADMIN_ROLE)) <= 1) throw lastAdmin(action)
+    return { keepActiveWithRole: ADMIN_ROLE, action }
+  }
+}
+
+/** A store guard plus the words for its refusal. */
+interface Guard extends HolderGuard {
+  readonly action?: string
+}
+
+function lastAdmin(action: string): RestAuthError {
+  return new RestAuthError('last_admin', `Cannot ${action} the last active admin; give another user the admin role first.`)
+}
+
+function lastAdminOr(error: unknown, action: string | undefined): unknown {
+  return error instanceof LastHolderError ? lastAdmin(action ?? 'change') : error
 }

@@ -466,6 +466,23 @@ for (const kind of STORES) {
     assert.equal(account.status, 'active')
   })
 
+  test(`${kind}: two admins disabling each other at the same instant → one 200, one 409 last_admin, and one active admin is left`, async (t) => {
+    const srv = await startServer(t, { store: kind })
+    if (!srv) return
+    const boss = await makeAdmin(srv)
+    const second = await createUser(srv, { username: 'second', roles: ['admin'] })
+    const [a, b] = await Promise.all([
+      asAdmin(srv, 'POST', `/api/admin/users/${second.id}/disable`),
+      srv.request('POST', `/api/admin/users/${boss.id}/disable`, { basic: ['second', STRONG] }),
+    ])
+    const statuses = [a.status, b.status].sort()
+    // 200 + 409 when both passed authentication; 200 + 401/403 when one request arrived after its sender was disabled
+    assert.equal(statuses.filter((s) => s === 200).length, 1, `exactly one disable succeeds: ${statuses.join(', ')}`)
+    for (const res of [a, b]) if (res.status === 409) await expectProblem(res, 409, 'last_admin')
+    const active = (await Promise.all([boss.id, second.id].map((id) => srv.store.findUserById(id)))).filter((u) => u?.status === 'active')
+    assert.equal(active.length, 1, 'one active admin is left')
+  })
+
   test(`${kind}: the last active admin cannot be disabled, deleted or lose the admin role (409 last_admin); with a second admin it can`, async (t) => {
     const srv = await startServer(t, { store: kind })
     if (!srv) return

@@ -536,3 +536,66 @@ for (const kind of STORES) {
     assert.equal(await store.purgeExpired(NOW, NOW), 0, 'nothing left to purge')
   })
 }
+
+for (const kind of STORES) {
+  test(`${kind}: guarded writes never leave no active admin, even when two instances demote two admins at the same instant (HolderGuard)`, async (t) => {
+    const fresh = await freshStore(t, kind)
+    if (fresh === undefined) return
+    const one = fresh.store
+    // PostgreSQL: a second pool, as a second instance would have. SQLite: the same store. Two SQLite
+    // connections in one process cannot wait for each other (better-sqlite3 waits out busy_timeout
+    // synchronously, so the holder of the lock never gets to commit); the workers of `serve` are
+    // processes of their own, whose write waits in busy_timeout and then reads afresh.
+    const two = kind === 'postgres' ? fresh.openAnother() : one
+    const guard = { keepActiveWithRole: 'admin' }
+    const admins = () => one.countActiveWithRole('admin')
+    const cases: ReadonlyArray<[string, (store: KyselyStore, id: number) => Promise<unknown>]> = [
+      ['roles removed', (store, id) => store.updateUser(id, { roles: [] }, NOW, guard)],
+      ['disabled', (store, id) => store.updateUser(id, { status: 'disabled' }, NOW, guard)],
+      ['deleted', (store, id) => store.deleteUser(id, guard)],
+    ]
+    for (const [what, write] of cases) {
+      for (let round = 0; round < 5; round++) {
+        const a = await created(one, `a_${what.replace(' ', '_')}_${round}`, { roles: ['admin'] })
+        const b = await created(one, `b_${what.replace(' ', '_')}_${round}`, { roles: ['admin'] })
+        // the admins of earlier rounds go first (unguarded), so exactly a and b remain
+        for (const u of await one.listUsers({ role: 'admin', limit: 100 })) {
+          if (u.id !== a.id && u.id !== b.id && u.status === 'active') await one.updateUser(u.id, { roles: [] }, NOW)
+        }
+        assert.equal(await admins(), 2)
+        const outcomes = await Promise.allSettled([write(one, a.id), write(two, b.id)])
+        const refused = outcomes.filter((o) => o.status === 'rejected')
+        assert.equal(refused.length, 1, `${what}, round ${round}: exactly one of the two is refused (${outcomes.map((o) => o.status).join(', ')})`)
+        const reason = (refused[0] as PromiseRejectedResult).reason as Error
+        assert.equal(reason.name, 'LastHolderError', String(reason))
+        assert.equal(await admins(), 1, `${what}, round ${round}: one active admin is left`)
+      }
+    }
+    // Unguarded, the same race takes both (what the guard is for): nothing else stops it in the store.
+    const a = await created(one, 'a_unguarded', { roles: ['admin'] })
+    const b = await created(one, 'b_unguarded', { roles: ['admin'] })
+    for (const u of await one.listUsers({ role: 'admin', limit: 100 })) {
+      if (u.id !== a.id && u.id !== b.id && u.status === 'active') await one.updateUser(u.id, { roles: [] }, NOW)
+    }
+    await Promise.all([one.updateUser(a.id, { roles: [] }, NOW), two.updateUser(b.id, { roles: [] }, NOW)])
+    assert.equal(await admins(), 0)
+  })
+
+  test(`${kind}: a guarded write that leaves another active admin goes through, and a refused one writes nothing (no change-log row, no revocation)`, async (t) => {
+    const fresh = await freshStore(t, kind)
+    if (fresh === undefined) return
+    const store = fresh.store
+    const guard = { keepActiveWithRole: 'admin' }
+    const a = await created(store, 'admin_a', { roles: ['admin'] })
+    const b = await created(store, 'admin_b', { roles: ['admin'] })
+    const updated = await store.updateUser(a.id, { status: 'disabled', revokeTokensBefore: 5 }, NOW, guard)
+    assert.equal(updated?.status, 'disabled')
+    const before = await store.changesSince(0, 1000)
+    await assert.rejects(store.updateUser(b.id, { status: 'disabled', revokeTokensBefore: 7 }, NOW + 1, guard), { name: 'LastHolderError' })
+    await assert.rejects(store.deleteUser(b.id, guard), { name: 'LastHolderError' })
+    const still = await store.findUserById(b.id)
+    assert.equal(still?.status, 'active')
+    assert.ok(still !== undefined && still.tokensValidAfter < 7, 'the refused write revoked nothing')
+    assert.deepEqual(await store.changesSince(0, 1000), before, 'no change-log row for a refused write')
+  })
+}
