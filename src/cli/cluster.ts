@@ -84,7 +84,10 @@ export function runPrimary(workers: number, logger: Logger): Promise<number> {
   return new Promise((resolve) => {
     cluster.on('exit', (worker, code, signal) => {
       if (shuttingDown) {
-        if (code !== 0) failed = true
+        // Killed by our own SIGTERM (no exit code): the worker was still starting and had not installed
+        // its handler, which it does before it listens, so it never served a request. A clean stop.
+        const stoppedBeforeServing = code === null && signal === 'SIGTERM'
+        if (code !== 0 && !stoppedBeforeServing) failed = true
         if (Object.keys(cluster.workers ?? {}).length === 0) resolve(failed ? 1 : 0)
         return
       }

@@ -14,10 +14,11 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import { request } from 'node:http'
 import { setTimeout as delay } from 'node:timers/promises'
 import { createStore } from '../../src/store/kysely-store.ts'
-import { type CliServer, freePort, runCli, startCliServer } from '../helpers/cli.ts'
+import { CLI_ARGS, type CliServer, childEnv, freePort, REPO_ROOT, runCli, startCliServer } from '../helpers/cli.ts'
 import { FAST_ARGON2 } from '../helpers/server.ts'
 import { freshDatabaseUrl } from '../helpers/stores.ts'
 
@@ -441,6 +442,35 @@ test('serve --workers 2 (PostgreSQL): a revoked token is refused on every worker
   const token = await tokenFor(server, 'miguel', STRONG)
   await expectRevokedEverywhere(server, workers, token, () => call(`${server.url}/api/token`, { method: 'DELETE', basic: [token, 'x'] }), 204)
   await server.kill() // before the schema is dropped
+})
+
+test('serve --workers 2: SIGTERM while the workers are still starting exits 0 and leaves no worker (a worker stopped before it served is a clean stop)', async (t) => {
+  const databaseUrl = await sqliteUrl(t)
+  const port = await freePort()
+  for (const waitMs of [0, 150, 400]) {
+    const child = spawn(process.execPath, [...CLI_ARGS, 'serve', '--workers', '2'], {
+      cwd: REPO_ROOT,
+      env: childEnv({ PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: databaseUrl, LOG_LEVEL: 'info', ...FAST_ARGON2 }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    t.after(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+    await waitFor('the primary to fork its workers', () => stdout.includes('rest-auth primary started its workers'), READY_MS)
+    const primary = child.pid
+    assert.ok(primary !== undefined)
+    const workers = workerChildren(primary)
+    await delay(waitMs)
+    child.kill('SIGTERM')
+    const code = await exited
+    assert.equal(code, 0, `SIGTERM ${waitMs} ms after the fork: exit 0\n${stdout}\n${stderr}`)
+    for (const pid of workers) assert.ok(!alive(pid), `worker ${pid} is gone`)
+  }
 })
 
 test('serve --workers 0 and --workers abc exit 2 naming WORKERS (config validated at boot)', async (t) => {
