@@ -56,6 +56,9 @@ interface CachedCredential {
   readonly untilMs: number
 }
 
+/** Bearer headers remembered with their token (at ~0.5 KB each, at most ~5 MB). */
+const BEARER_HEADERS_REMEMBERED = 10_000
+
 export class Authenticator {
   readonly #deps: AuthenticatorDeps
   /**
@@ -66,6 +69,14 @@ export class Authenticator {
    */
   readonly #credentials: BoundedMap<string, CachedCredential> | undefined
   readonly #credentialKey = createSecretKey(randomBytes(32))
+  /**
+   * Bearer headers (exact text) → their token, for headers whose token memory has verified: a client
+   * holding a token sends the same header every time, and parsing it again (trimming, the b64token
+   * check of ~400 characters, a new token string to hash) is most of the fast path's work. Parsing is
+   * pure, so this changes no answer; it holds nothing the verified-token cache does not already hold
+   * (Basic headers, which may carry a password, are never remembered here).
+   */
+  readonly #bearerHeaders = new BoundedMap<string, string>(BEARER_HEADERS_REMEMBERED)
 
   constructor(deps: AuthenticatorDeps) {
     this.#deps = deps
@@ -97,13 +108,20 @@ export class Authenticator {
   fromMemory(header: string): Principal | undefined {
     const memory = this.#deps.memory
     if (memory === undefined) return undefined
+    const seen = this.#bearerHeaders.get(header)
+    if (seen !== undefined) return this.#tokenFromMemory(seen, memory)
     let parsed: ReturnType<typeof parseAuthorization>
     try {
       parsed = parseAuthorization(header)
     } catch {
       return undefined
     }
-    if (parsed.scheme === 'bearer') return this.#tokenFromMemory(parsed.token, memory)
+    if (parsed.scheme === 'bearer') {
+      const principal = this.#tokenFromMemory(parsed.token, memory)
+      // only verified tokens: a stream of made-up tokens cannot crowd out the clients' headers
+      if (principal !== undefined) this.#bearerHeaders.set(header, parsed.token)
+      return principal
+    }
     if (looksLikeJwt(parsed.username)) return this.#tokenFromMemory(parsed.username, memory)
     const limiter = this.#deps.rateLimiter
     if (limiter !== undefined && limiter !== NO_RATE_LIMITS) return undefined

@@ -148,6 +148,27 @@ test('fromMemory: warmed through the token as Basic username, the Bearer form is
   assert.deepEqual(f.runtime.authenticator.fromMemory(bearer(f.token)), read)
 })
 
+test('fromMemory: a Bearer header answered before is remembered with its token, and still answers only what memory knows now', async (t) => {
+  const f = await fixture(t)
+  const read = await f.runtime.authenticator.authenticate(bearer(f.token))
+  assert.ok(read.method === 'token')
+  // the first fromMemory parses the header and remembers it; the second takes the remembered token
+  assert.deepEqual(f.runtime.authenticator.fromMemory(bearer(f.token)), read)
+  assert.deepEqual(f.runtime.authenticator.fromMemory(bearer(f.token)), read)
+  // a header that differs in one character is parsed on its own (and is not the verified token)
+  assert.equal(f.runtime.authenticator.fromMemory(bearer(`${f.token.slice(0, -1)}${f.token.endsWith('A') ? 'B' : 'A'}`)), undefined)
+  assert.equal(f.runtime.authenticator.fromMemory(`Bearer ${f.token}=`), undefined)
+  // verifications forgotten (a signing key removed): the remembered header no longer vouches
+  f.runtime.tokens.forgetVerified()
+  assert.equal(f.runtime.authenticator.fromMemory(bearer(f.token)), undefined)
+  assertUserToken(await f.runtime.authenticator.authenticate(bearer(f.token)), f.user)
+  assert.deepEqual(f.runtime.authenticator.fromMemory(bearer(f.token)), read)
+  // past exp + leeway: the remembered header answers nothing, and authenticate() says why
+  f.clock.advance(read.claims.exp - f.clock.seconds() + f.runtime.config.clockLeeway + 1)
+  assert.equal(f.runtime.authenticator.fromMemory(bearer(f.token)), undefined)
+  await assertRefused(f.runtime.authenticator.authenticate(bearer(f.token)), 'token_expired')
+})
+
 test('fromMemory: a malformed or empty header, or a token that is not the remembered one → undefined, never a throw', async (t) => {
   const f = await fixture(t)
   await f.runtime.authenticator.authenticate(bearer(f.token))
