@@ -436,7 +436,7 @@ export const SETTINGS: readonly Setting[] = [
     env: 'AUTH_HASH_CONCURRENCY',
     default: 'auto',
     defaultDoc: '`auto`',
-    doc: 'Password hashes computed at once per process. `auto`: the cores divided among the workers (at least 1, at most 3), so hashing never takes more cores than the machine has while event loops still get one, and a libuv pool thread stays free of argon2. A number overrides it; keep it below libuv\'s 4 pool threads (`UV_THREADPOOL_SIZE`).',
+    doc: 'Password hashes computed at once per process. `auto`: the cores left after one per worker\'s event loop, divided among the workers (at least 1, at most 3), so a flood of password checks never takes the cores the token path runs on, and a libuv pool thread stays free of argon2 (one process on 2 cores: 1; on 4 cores: 3). A number overrides it; keep it below libuv\'s 4 pool threads (`UV_THREADPOOL_SIZE`).',
     parse: (raw, key) => (raw.trim().toLowerCase() === 'auto' ? 0 : intIn(1, 64)(raw, key)),
   },
   {

@@ -7,18 +7,22 @@ import assert from 'node:assert/strict'
 import { BoundedLimiter, hashConcurrencyFor } from '../../src/passwords/limiter.ts'
 import { RestAuthError } from '../../src/errors.ts'
 
-test('hashConcurrencyFor: the cores shared among the processes, at least 1, at most 3', () => {
+test('hashConcurrencyFor: the cores left after one per event loop, shared among the processes, at least 1, at most 3', () => {
   const cases: ReadonlyArray<readonly [cores: number, processes: number, expected: number]> = [
     [1, 1, 1],
-    [2, 1, 2],
+    [2, 1, 1], // one core for the event loop (the token path), one for argon2
     [2, 2, 1], // two workers on two cores: two hashes at once in all, not four
+    [3, 1, 2],
     [4, 1, 3], // one libuv pool thread stays free of argon2
-    [4, 2, 2],
+    [4, 2, 1],
     [4, 4, 1],
-    [8, 3, 2],
+    [8, 2, 3],
+    [8, 3, 1],
+    [8, 4, 1],
+    [16, 4, 3],
     [64, 64, 1],
     [64, 1, 3],
-    [2, 0, 2], // nonsense process counts count as one
+    [2, 0, 1], // nonsense process counts count as one
   ]
   for (const [cores, processes, expected] of cases) {
     assert.equal(hashConcurrencyFor(cores, processes), expected, `${cores} cores, ${processes} processes`)
