@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- options]`: load-tests the REAL server (`dist/cli/main.js serve`, built first, a child process on a
- * fresh database) against a bare Fastify hello-world measured in the same run, with autocannon.
+ * fresh database) against a bare Fastify hello-world measured in the same run, with wrk (or autocannon).
  * Run `npm run bench -- --help` for the options; results go to stdout (markdown) and
  * bench-results/<timestamp>.json (git-ignored). Only 127.0.0.1 is ever contacted.
  */
@@ -12,21 +12,23 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import type autocannon from 'autocannon'
-import { figures, type Figures, type Measured, startLoad, stopAllLoad, warmAndMeasure } from './bench/load.ts'
+import { type Figures, type LoadClient, type Measured, startLoad, stopAllLoad, warmAndMeasure } from './bench/load.ts'
+import { basicHeader, type LoadSpec } from './bench/spec.ts'
+import { wrkVersion } from './bench/wrk.ts'
 import { workerExecArgv } from '../src/cli/node-flags.ts'
 import { type Child, type CpuShares, freePort, killAllNow, type RssSample, sampleRss, spawnChild, stopAll, stopChild, treeRss, waitReady } from './bench/processes.ts'
-import { dropPostgresSchema, seedUsername, seedUsers, type SeedResult } from './bench/seed.ts'
+import { dropPostgresSchema, seedUsers, type SeedResult } from './bench/seed.ts'
 
 const HELP = `Usage: npm run bench -- [options]
 
 Builds dist/ (tsc) and starts the real server (node dist/cli/main.js serve) on a fresh SQLite file in a temporary
 directory, and a bare Fastify hello-world (scripts/bench/bare-server.mjs) as the baseline, then measures
-with autocannon (pipelining 1): GET /api/resource with a Bearer token, with the token as the Basic
+(one request per connection at a time): GET /api/resource with a Bearer token, with the token as the Basic
 username, with Basic username:password (credential cache warm); GET /api/token (Basic password);
 GET /api/users/<id>; POST /api/users (a new user per request); and the Bearer path while a second
-autocannon instance keeps the password-hashing pool busy with wrong passwords for ever new usernames
-(each one a real argon2id verification). Every scenario reports req/s, p50/p99 latency, the server's
+load keeps the password-hashing pool busy with wrong passwords for ever new usernames
+(each one a real argon2id verification). The load generator is wrk (one thread) when it is installed
+(apt-get install wrk), else autocannon, which costs the shared cores several times more per request. Every scenario reports req/s, p50/p99 latency, the server's
 max RSS (/proc VmRSS; with workers the sum over the primary and its workers), errors, non-2xx and the
 ratio to the baseline's req/s. Server settings: AUTH_RATE_LIMITS=off, AUTH_PASSWORD_POLICY=standard,
 LOG_LEVEL=warn, default argon2id parameters (m=19456 KiB, t=2, p=1), everything else at its default.
@@ -45,7 +47,8 @@ Options:
                          migrated database, one precomputed argon2id hash for all, 10,000 per
                          transaction; adds "GET /api/users/<id>" over random ids of all users, and the
                          hash-pool load then uses existing usernames. Compare --seed 1000000 with none.
-  --connections N        autocannon connections per scenario (default 50)
+  --client wrk|autocannon the load generator (default: wrk if installed, else autocannon)
+  --connections N        connections per scenario (default 50)
   --attack-connections N connections of the hash-pool load (default 64 = AUTH_HASH_QUEUE's default)
   --duration S           seconds per measured scenario (overrides the mode's)
   --warmup S             warm-up seconds before each scenario (overrides the mode's)
@@ -62,6 +65,7 @@ interface Options {
   readonly postgres: boolean
   readonly workers: number | 'auto' | undefined
   readonly seed: number
+  readonly client: LoadClient | undefined
   readonly connections: number
   readonly attackConnections: number
   readonly durationS: number
@@ -86,6 +90,7 @@ function parseOptions(argv: readonly string[]): Options | undefined {
     options: {
       full: { type: 'boolean' },
       postgres: { type: 'boolean' },
+      client: { type: 'string' },
       workers: { type: 'string' },
       seed: { type: 'string' },
       connections: { type: 'string' },
@@ -106,9 +111,12 @@ function parseOptions(argv: readonly string[]): Options | undefined {
     if (eq < 1) throw new Error(`--env needs KEY=VALUE, got ${pair}`)
     env[pair.slice(0, eq)] = pair.slice(eq + 1)
   }
+  const client = values.client?.trim().toLowerCase()
+  if (client !== undefined && client !== 'wrk' && client !== 'autocannon') throw new Error(`--client must be wrk or autocannon, got ${values.client ?? ''}`)
   return {
     env,
     full,
+    client,
     postgres: values.postgres === true,
     workers: values.workers === undefined ? undefined : values.workers.trim().toLowerCase() === 'auto' ? 'auto' : positiveInt('workers', values.workers, 1),
     seed: positiveInt('seed', values.seed, 0, 0),
@@ -132,7 +140,7 @@ const CONTROLLED_ENV = /^(AUTH_.*|DATABASE_URL|REDIS_URL|PUBLIC_URL|HOST|PORT|WO
 const benchStart = performance.now()
 const log = (line: string) => process.stderr.write(`bench [${((performance.now() - benchStart) / 1000).toFixed(1).padStart(5)} s]: ${line}\n`)
 const mb = (bytes: number) => bytes / 1024 / 1024
-const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`
+const basic = basicHeader
 
 async function request(url: string, init: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number } = {}) {
   const res = await fetch(url, {
@@ -241,6 +249,17 @@ async function main(): Promise<number> {
   }
   const o = opts
   const root = fileURLToPath(new URL('..', import.meta.url))
+  const wrk = wrkVersion()
+  if (o.client === 'wrk' && wrk === undefined) {
+    process.stderr.write('bench: --client wrk, but wrk is not installed (apt-get install wrk)\n')
+    return 2
+  }
+  const client: LoadClient = o.client ?? (wrk === undefined ? 'autocannon' : 'wrk')
+  const clientVersion =
+    client === 'wrk' ? (wrk ?? 'wrk') : `autocannon ${(JSON.parse(readFileSync(join(root, 'node_modules', 'autocannon', 'package.json'), 'utf8')) as { version: string }).version}`
+  if (client === 'autocannon' && o.client === undefined) {
+    log('wrk is not installed (apt-get install wrk): using autocannon, whose own CPU per request is several times wrk\'s; where it shares the cores with the server, the ratios show the load generator as much as the server')
+  }
   const startedAt = new Date()
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-')
   const runId = randomBytes(3).toString('hex')
@@ -415,6 +434,7 @@ async function main(): Promise<number> {
     }
 
     const common = { connections: o.connections }
+    const bareSpec: Omit<LoadSpec, 'durationS'> = { ...common, origin: `http://${HOST}:${barePort}`, method: 'GET', path: '/' }
     const serverAlive = () => {
       if (srv.proc.exitCode !== null || srv.proc.signalCode !== null) {
         throw new Error(`the server exited (${srv.proc.exitCode ?? srv.proc.signalCode}) during the run:\n${srv.tail().trim()}`)
@@ -423,7 +443,7 @@ async function main(): Promise<number> {
 
     // ---- baseline ----
     log(`baseline: bare Fastify hello-world (${bareWorkers} process${bareWorkers === 1 ? '' : 'es'})`)
-    const bareMeasured = await warmAndMeasure({ ...common, url: `http://${HOST}:${barePort}/` }, o.warmupS, o.durationS, bare.pid, rssIntervalMs)
+    const bareMeasured = await warmAndMeasure(client, bareSpec, o.warmupS, o.durationS, bare.pid, rssIntervalMs)
     const baselineDef = {
       name: 'baseline',
       description: `bare Fastify hello-world, ${bareWorkers} process${bareWorkers === 1 ? '' : 'es'}`,
@@ -442,7 +462,7 @@ async function main(): Promise<number> {
     if (!o.full) await stopChild(bare)
     const bareAgain = async () => {
       log('baseline again, at the end')
-      const again = await warmAndMeasure({ ...common, url: `http://${HOST}:${barePort}/` }, o.warmupS, o.durationS, bare.pid, rssIntervalMs)
+      const again = await warmAndMeasure(client, bareSpec, o.warmupS, o.durationS, bare.pid, rssIntervalMs)
       results.push(toResult({ ...baselineDef, name: 'baseline (again, at the end)' }, again, baselineRps, baselineCpuUs))
       await stopChild(bare)
     }
@@ -481,20 +501,20 @@ async function main(): Promise<number> {
 
     const measure = async (
       def: Omit<ScenarioResult, 'figures' | 'ratioToBaseline' | 'maxRssMb' | 'maxProcessRssMb' | 'processes' | 'pidsSeen' | 'cpu' | 'cpuPerRequestUs' | 'cpuRatioToBaseline' | 'unexpected' | 'target' | 'connections' | 'warmupS'>,
-      load: Omit<autocannon.Options, 'url' | 'duration'>,
+      load: Pick<LoadSpec, 'headers' | 'vary'>,
       hashBound = false,
     ) => {
       if (!wanted(def.name)) return
       log(`${def.name}: ${def.description}`)
-      const opts = { ...common, ...load, url: base }
+      const spec: Omit<LoadSpec, 'durationS'> = { ...common, ...load, origin: base, method: def.method === 'POST' ? 'POST' : 'GET', path: load.vary?.kind === 'random-id' ? `${load.vary.pathPrefix}1` : def.path }
       if (hashBound) {
         // the warm-up's queued hashes must not spill into the measured run
-        if (o.warmupS > 0) await warmAndMeasure(opts, 0, o.warmupS, srv.pid, 1_000)
+        if (o.warmupS > 0) await warmAndMeasure(client, spec, 0, o.warmupS, srv.pid, 1_000)
         await drainHashQueue()
       }
-      const measured = await warmAndMeasure(opts, hashBound ? 0 : o.warmupS, o.durationS, srv.pid, rssIntervalMs)
+      const measured = await warmAndMeasure(client, spec, hashBound ? 0 : o.warmupS, o.durationS, srv.pid, rssIntervalMs)
       serverAlive()
-      const result = toResult({ ...def, target: 'rest-auth', connections: opts.connections ?? o.connections, warmupS: o.warmupS }, measured, baselineRps, baselineCpuUs)
+      const result = toResult({ ...def, target: 'rest-auth', connections: spec.connections, warmupS: o.warmupS }, measured, baselineRps, baselineCpuUs)
       results.push(result)
       if (hashBound) await drainHashQueue()
       return result
@@ -504,12 +524,12 @@ async function main(): Promise<number> {
     let token = await newToken()
     const bearer = await measure(
       { name: 'bearer', description: 'GET /api/resource, Authorization: Bearer <token>', method: 'GET', path: '/api/resource', expectedStatus: 200 },
-      { method: 'GET', headers: { authorization: `Bearer ${token}` }, requests: [{ path: '/api/resource' }] },
+      { headers: { authorization: `Bearer ${token}` } },
     )
     token = await newToken()
     await measure(
       { name: 'basic-token', description: 'GET /api/resource, Basic <token>:x', method: 'GET', path: '/api/resource', expectedStatus: 200 },
-      { method: 'GET', headers: { authorization: basic(token, 'x') }, requests: [{ path: '/api/resource' }] },
+      { headers: { authorization: basic(token, 'x') } },
     )
     await measure(
       {
@@ -519,11 +539,11 @@ async function main(): Promise<number> {
         path: '/api/resource',
         expectedStatus: 200,
       },
-      { method: 'GET', headers: { authorization: passwordAuth }, requests: [{ path: '/api/resource' }] },
+      { headers: { authorization: passwordAuth } },
     )
     await measure(
       { name: 'user-by-id', description: `GET /api/users/${userId} (one user, no authentication)`, method: 'GET', path: `/api/users/${userId}`, expectedStatus: 200 },
-      { method: 'GET', requests: [{ path: `/api/users/${userId}` }] },
+      {},
     )
     if (o.seed > 0) {
       const maxId = userId
@@ -535,10 +555,7 @@ async function main(): Promise<number> {
           path: '/api/users/<random>',
           expectedStatus: 200,
         },
-        {
-          method: 'GET',
-          requests: [{ path: '/api/users/1', setupRequest: (req) => ({ ...req, path: `/api/users/${1 + Math.floor(Math.random() * maxId)}` }) }],
-        },
+        { vary: { kind: 'random-id', pathPrefix: '/api/users/', max: maxId } },
       )
     }
     await measure(
@@ -549,21 +566,11 @@ async function main(): Promise<number> {
         path: '/api/token',
         expectedStatus: 200,
       },
-      { method: 'GET', headers: { authorization: passwordAuth }, requests: [{ path: '/api/token' }] },
+      { headers: { authorization: passwordAuth } },
     )
-    let registered = 0
     await measure(
       { name: 'register', description: 'POST /api/users, a new username per request (one argon2id hash each)', method: 'POST', path: '/api/users', expectedStatus: 201 },
-      {
-        requests: [
-          {
-            method: 'POST',
-            path: '/api/users',
-            headers: { 'content-type': 'application/json' },
-            setupRequest: (req) => ({ ...req, body: JSON.stringify({ username: `r${runId}x${registered++}`, password: PASSWORD }) }),
-          },
-        ],
-      },
+      { vary: { kind: 'register', prefix: `r${runId}x`, password: PASSWORD } },
       true,
     )
 
@@ -571,26 +578,20 @@ async function main(): Promise<number> {
     if (wanted('bearer-under-hash-load')) {
       log(`bearer-under-hash-load: Bearer while ${o.attackConnections} connections send wrong passwords for ever new usernames`)
       token = await newToken()
-      let attempt = 0
-      const attackUser =
-        o.seed > 0 ? () => seedUsername(1 + Math.floor(Math.random() * o.seed)) : () => `ghost_${runId}_${attempt}`
-      const attack = startLoad({
-        url: base,
+      const attack = startLoad(client, {
+        origin: base,
+        method: 'GET',
+        path: '/api/resource',
         connections: o.attackConnections,
-        duration: o.warmupS + o.durationS + 60, // stopped explicitly once the measured run ends
-        requests: [
-          {
-            method: 'GET',
-            path: '/api/resource',
-            setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: basic(attackUser(), `wrong password ${attempt++}`) } }),
-          },
-        ],
+        durationS: o.warmupS + o.durationS + 60, // stopped explicitly once the measured run ends
+        vary: { kind: 'wrong-password', prefix: `ghost_${runId}_`, ...(o.seed > 0 ? { seeded: o.seed } : {}) },
       })
       let loaded: Measured
       try {
         await sleep(500) // let the queue fill before the warm-up
         loaded = await warmAndMeasure(
-          { ...common, url: base, method: 'GET', headers: { authorization: `Bearer ${token}` }, requests: [{ path: '/api/resource' }] },
+          client,
+          { ...common, origin: base, method: 'GET', path: '/api/resource', headers: { authorization: `Bearer ${token}` } },
           Math.max(1, o.warmupS),
           o.durationS,
           srv.pid,
@@ -599,7 +600,7 @@ async function main(): Promise<number> {
       } finally {
         attack.stop()
       }
-      const attackFigures = figures(await attack.result)
+      const attackFigures = await attack.result
       serverAlive()
       const under = toResult(
         {
@@ -657,11 +658,11 @@ async function main(): Promise<number> {
       log(`soak: Bearer for ${o.soakS} s, RSS every 10 s`)
       token = await newToken()
       const sampler = sampleRss(srv.pid, 10_000, (s: RssSample) => log(`  soak ${Math.round(s.atMs / 1000)} s: RSS ${mb(s.totalBytes).toFixed(1)} MB`))
-      const run = startLoad({ ...common, url: base, duration: o.soakS, headers: { authorization: `Bearer ${token}` }, requests: [{ path: '/api/resource' }] })
+      const run = startLoad(client, { ...common, origin: base, method: 'GET', path: '/api/resource', durationS: o.soakS, headers: { authorization: `Bearer ${token}` } })
       const f = await run.result.finally(() => sampler.stop())
       const summary = sampler.stop()
       serverAlive()
-      soak = soakResult(summary.samples, figures(f), o.soakS)
+      soak = soakResult(summary.samples, f, o.soakS)
     }
     if (o.full) await bareAgain()
   } catch (error) {
@@ -699,7 +700,7 @@ async function main(): Promise<number> {
       workers: serverWorkers,
       startSeconds: serverStartMs / 1000,
     },
-    autocannon: { connections: o.connections, pipelining: 1, warmupS: o.warmupS, durationS: o.durationS },
+    load: { client, version: clientVersion, ...(client === 'wrk' ? { threads: 1 } : { pipelining: 1 }), connections: o.connections, warmupS: o.warmupS, durationS: o.durationS },
     seed: seedResult,
     baseline,
     scenarios: results,
@@ -755,7 +756,7 @@ function row(r: ScenarioResult): string {
 }
 
 function markdown(
-  report: { mode: string; totalSeconds: number; machine: { cpus: number; node: string; loadAverageStart: number[]; loadAverageEnd: number[] }; server: { database: string; workers: number; startSeconds: number }; autocannon: { connections: number; warmupS: number; durationS: number } },
+  report: { mode: string; totalSeconds: number; machine: { cpus: number; node: string; loadAverageStart: number[]; loadAverageEnd: number[] }; server: { database: string; workers: number; startSeconds: number }; load: { client: LoadClient; version: string; connections: number; warmupS: number; durationS: number } },
   baseline: ScenarioResult | undefined,
   results: readonly ScenarioResult[],
   saturation: Record<string, unknown> | undefined,
@@ -770,7 +771,7 @@ function markdown(
     '',
     `${report.server.database}, server ${report.server.workers === 1 ? 'one process' : `${report.server.workers} workers`} (ready in ${report.server.startSeconds.toFixed(1)} s); ` +
       `${report.machine.cpus} CPUs, Node ${report.machine.node}, load average ${la(report.machine.loadAverageStart)} → ${la(report.machine.loadAverageEnd)}; ` +
-      `autocannon ${report.autocannon.connections} connections, pipelining 1, ${report.autocannon.warmupS} s warm-up + ${report.autocannon.durationS} s per scenario; total ${report.totalSeconds.toFixed(0)} s`,
+      `${report.load.version}${report.load.client === 'wrk' ? ', one thread' : ''}, ${report.load.connections} connections, one request at a time per connection, ${report.load.warmupS} s warm-up + ${report.load.durationS} s per scenario; total ${report.totalSeconds.toFixed(0)} s`,
     '',
   ]
   if (seed !== undefined) {
@@ -807,7 +808,7 @@ function markdown(
     if (r.pidsSeen > r.processes) lines.push(`**${r.name}: ${r.pidsSeen - r.processes} server process(es) died and were replaced during the run.**`, '')
   }
   lines.push(
-    `CPU %: shares of the whole machine (100 = all ${report.machine.cpus} cores) while measuring: the server's processes / this benchmark (autocannon) / everything else (other work on the machine: the noise). ` +
+    `CPU %: shares of the whole machine (100 = all ${report.machine.cpus} cores) while measuring: the server's processes / this benchmark (with its load generator: ${report.load.client}) / everything else (other work on the machine: the noise). ` +
       `"× baseline by CPU" = the baseline's server CPU per request / this scenario's: it moves much less with that noise than req/s does (not defined while two loads share the window).`,
     '',
   )

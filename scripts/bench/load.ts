@@ -1,45 +1,86 @@
-/** autocannon runs (stoppable, so Ctrl-C and errors end them) and the figures the report needs. */
+/**
+ * Load runs (stoppable, so Ctrl-C and errors end them) with either load generator, and the figures the
+ * report needs. wrk when installed: it costs the shared cores far less per request than autocannon.
+ */
 import autocannon from 'autocannon'
 import { type RssSummary, sampleRss } from './processes.ts'
+import { basicHeader, type LoadSpec } from './spec.ts'
+import { runWrk } from './wrk.ts'
 
-const active = new Set<autocannon.Instance>()
-
-export function stopAllLoad(): void {
-  for (const instance of active) instance.stop()
-}
-
-export interface Load {
-  readonly result: Promise<autocannon.Result>
-  stop(): void
-}
-
-/** Starts one autocannon instance; `result` settles when it finishes or is stopped. */
-export function startLoad(opts: autocannon.Options): Load {
-  let instance: autocannon.Instance | undefined
-  const result = new Promise<autocannon.Result>((resolve, reject) => {
-    instance = autocannon({ pipelining: 1, timeout: 10, ...opts }, (err, res) => {
-      if (instance !== undefined) active.delete(instance)
-      if (err !== null) reject(err)
-      else resolve(res)
-    })
-    active.add(instance)
-  })
-  return { result, stop: () => instance?.stop() }
-}
-
-export async function runLoad(opts: autocannon.Options): Promise<autocannon.Result> {
-  return startLoad(opts).result
-}
+export type LoadClient = 'wrk' | 'autocannon'
 
 export interface Figures {
   readonly requestsPerSecond: number
   readonly requests: number
   readonly durationS: number
   readonly latencyMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number; readonly mean: number }
+  /** Socket errors (connect, read, write). */
   readonly errors: number
   readonly timeouts: number
   readonly non2xx: number
   readonly statusCodes: Record<string, number>
+}
+
+export interface Load {
+  readonly result: Promise<Figures>
+  stop(): void
+}
+
+const active = new Set<Load>()
+
+export function stopAllLoad(): void {
+  for (const load of active) load.stop()
+}
+
+let autocannonRuns = 0
+
+/** The autocannon form of a spec; unique names carry this run's number, as wrk's do. */
+export function autocannonOptions(spec: LoadSpec): autocannon.Options {
+  const run = autocannonRuns++
+  let n = 0
+  const unique = () => `${run}a${n++}`
+  const base = { url: spec.origin, connections: spec.connections, duration: spec.durationS, pipelining: 1, timeout: 10 }
+  const request: autocannon.Request = { method: spec.method, path: spec.path, ...(spec.headers === undefined ? {} : { headers: { ...spec.headers } }) }
+  const vary = spec.vary
+  if (vary?.kind === 'register') {
+    const password = vary.password
+    const headers = { ...spec.headers, 'content-type': 'application/json' }
+    return { ...base, requests: [{ ...request, headers, setupRequest: (req) => ({ ...req, body: JSON.stringify({ username: `${vary.prefix}${unique()}`, password }) }) }] }
+  }
+  if (vary?.kind === 'random-id') {
+    return { ...base, requests: [{ ...request, setupRequest: (req) => ({ ...req, path: `${vary.pathPrefix}${1 + Math.floor(Math.random() * vary.max)}` }) }] }
+  }
+  if (vary?.kind === 'wrong-password') {
+    const user = vary.seeded !== undefined && vary.seeded > 0 ? () => `seed${1 + Math.floor(Math.random() * (vary.seeded ?? 1))}` : () => `${vary.prefix}${unique()}`
+    return {
+      ...base,
+      requests: [{ ...request, setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: basicHeader(user(), `wrong password ${unique()}`) } }) }],
+    }
+  }
+  return { ...base, requests: [request] }
+}
+
+function startAutocannon(spec: LoadSpec): Load {
+  let instance: autocannon.Instance | undefined
+  const result = new Promise<Figures>((resolve, reject) => {
+    instance = autocannon(autocannonOptions(spec), (err, res) => {
+      if (err !== null) reject(err)
+      else resolve(figures(res))
+    })
+  })
+  return { result, stop: () => instance?.stop() }
+}
+
+/** Starts one run; `result` settles when it finishes or is stopped. */
+export function startLoad(client: LoadClient, spec: LoadSpec): Load {
+  const load = client === 'wrk' ? runWrk(spec) : startAutocannon(spec)
+  active.add(load)
+  void load.result.finally(() => active.delete(load)).catch(() => {})
+  return load
+}
+
+export async function runLoad(client: LoadClient, spec: LoadSpec): Promise<Figures> {
+  return startLoad(client, spec).result
 }
 
 export function figures(result: autocannon.Result): Figures {
@@ -71,20 +112,21 @@ export interface Measured {
 
 /**
  * A warm-up run (discarded), then the measured run with the server's RSS sampled every `rssIntervalMs`.
- * `opts` must not carry a duration; each phase sets its own.
+ * Each phase sets its own duration.
  */
 export async function warmAndMeasure(
-  opts: autocannon.Options,
+  client: LoadClient,
+  spec: Omit<LoadSpec, 'durationS'>,
   warmupS: number,
   durationS: number,
   serverPid: number,
   rssIntervalMs: number,
 ): Promise<Measured> {
-  if (warmupS > 0) await runLoad({ ...opts, duration: warmupS })
+  if (warmupS > 0) await runLoad(client, { ...spec, durationS: warmupS })
   const sampler = sampleRss(serverPid, rssIntervalMs)
   try {
-    const result = await runLoad({ ...opts, duration: durationS })
-    return { figures: figures(result), rss: sampler.stop() }
+    const result = await runLoad(client, { ...spec, durationS })
+    return { figures: result, rss: sampler.stop() }
   } catch (error) {
     sampler.stop()
     throw error

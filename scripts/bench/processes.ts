@@ -193,11 +193,19 @@ function processTicks(pid: number): number | undefined {
   }
 }
 
+/** CPU jiffies of this process's children that ended and were reaped (the load generator's runs). */
+function reapedChildrenTicks(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // cutime and cstime: fields 16 and 17 (1-based over the whole line)
+  return Number(fields[13]) + Number(fields[14])
+}
+
 /** Shares of the whole machine (100 = every core busy) during a sampling window. */
 export interface CpuShares {
   readonly machineBusyPct: number
   readonly serverPct: number
-  /** This process: autocannon and the sampler. */
+  /** This process (autocannon, the sampler) and its load-generator runs (wrk) that ended in the window. */
   readonly benchPct: number
   /** Everything else on the machine: the noise. */
   readonly otherPct: number
@@ -237,6 +245,7 @@ export function sampleRss(root: number, intervalMs: number, onSample?: (s: RssSa
   const lastTicks = new Map<number, number>()
   const machine0 = machineTicks()
   const self0 = process.cpuUsage()
+  const children0 = reapedChildrenTicks()
   let sampled = 0
   const take = () => {
     const tree = treeRss(root)
@@ -273,7 +282,7 @@ export function sampleRss(root: number, intervalMs: number, onSample?: (s: RssSa
       let serverTicks = 0
       for (const [pid, last] of lastTicks) serverTicks += last - (firstTicks.get(pid) ?? 0)
       // /proc/stat counts USER_HZ (100 per second on Linux); cpuUsage is in microseconds
-      const benchTicks = (self.user + self.system) / 10_000
+      const benchTicks = (self.user + self.system) / 10_000 + (reapedChildrenTicks() - children0)
       const pct = (ticks: number) => Math.max(0, Math.min(100, (ticks / totalTicks) * 100))
       const cpu: CpuShares = {
         machineBusyPct: pct(busyTicks),

@@ -7,6 +7,9 @@ import { hash } from '@node-rs/argon2'
 import type { Algorithm } from '@node-rs/argon2'
 import SQLite from 'better-sqlite3'
 import pg from 'pg'
+import { seedUsername } from './spec.ts'
+
+export { seedUsername }
 
 /** The server's defaults (src/config/schema.ts: AUTH_ARGON2_MEMORY/ITERATIONS/PARALLELISM; OWASP floor). */
 export const DEFAULT_ARGON2 = { memoryCost: 19_456, timeCost: 2, parallelism: 1, outputLen: 32 } as const
@@ -14,10 +17,6 @@ export const DEFAULT_ARGON2 = { memoryCost: 19_456, timeCost: 2, parallelism: 1,
 const ARGON2ID = 2 as Algorithm
 
 export const SEED_BATCH = 10_000
-
-export function seedUsername(i: number): string {
-  return `seed${i}`
-}
 
 export interface SeedResult {
   readonly users: number
