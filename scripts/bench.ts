@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util'
 import { type Figures, type LoadClient, type Measured, startLoad, stopAllLoad, warmAndMeasure } from './bench/load.ts'
 import { basicHeader, type LoadSpec } from './bench/spec.ts'
 import { wrkVersion } from './bench/wrk.ts'
-import { workerExecArgv } from '../src/cli/node-flags.ts'
+import { workerEnv, workerExecArgv } from '../src/cli/node-flags.ts'
 import { type Child, type CpuShares, freePort, killAllNow, type RssSample, sampleRss, spawnChild, stopAll, stopChild, treeRss, waitReady } from './bench/processes.ts'
 import { dropPostgresSchema, seedUsers, type SeedResult } from './bench/seed.ts'
 
@@ -332,6 +332,8 @@ async function main(): Promise<number> {
     LOG_LEVEL: 'warn',
     ...o.env,
   })
+  // as `npm start` sets it (and the baseline gets it too): glibc's mmap threshold, unless --env chose one
+  Object.assign(serverEnv, workerEnv(serverEnv))
   // As `npm start` runs it: with the server's V8 flags, unless --env NODE_OPTIONS=... chose others
   const serverArgs = [
     ...workerExecArgv([], serverEnv['NODE_OPTIONS']),

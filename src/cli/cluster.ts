@@ -8,7 +8,7 @@ import cluster, { type Worker } from 'node:cluster'
 import type { Logger } from 'pino'
 import { type CounterStore, MemoryCounterStore } from '../ratelimit/counters.ts'
 import type { StateChange } from '../store/store.ts'
-import { workerExecArgv } from './node-flags.ts'
+import { workerEnv, workerExecArgv } from './node-flags.ts'
 
 type CounterOp =
   | { readonly op: 'hit'; readonly key: string; readonly ttlMs: number; readonly now: number; readonly sliding: boolean }
@@ -66,7 +66,7 @@ export function runPrimary(workers: number, logger: Logger): Promise<number> {
 
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env['NODE_OPTIONS']) })
   const fork = () => {
-    const worker = cluster.fork()
+    const worker = cluster.fork(workerEnv(process.env))
     worker.on('message', (message: unknown) => {
       if (isMessage(message, 'ra:counter')) void answer(worker, message as CounterRequest)
       else if (isMessage(message, 'ra:change')) {

@@ -1,8 +1,8 @@
-/** The V8 flags the server's processes run with (src/cli/node-flags.ts): added once, never over the operator's. */
+/** The V8 flags and malloc settings the server's processes run with (src/cli/node-flags.ts): added once, never over the operator's. */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { workerExecArgv } from '../../src/cli/node-flags.ts'
+import { MMAP_THRESHOLD_BYTES, workerEnv, workerExecArgv } from '../../src/cli/node-flags.ts'
 
 test('workerExecArgv adds --max-semi-space-size=4 after the primary\'s own arguments', () => {
   assert.deepEqual(workerExecArgv([], undefined), ['--max-semi-space-size=4'])
@@ -27,4 +27,18 @@ test('workerExecArgv returns a copy: the primary\'s execArgv is never changed', 
 test('npm start runs the server with the same semi-space size as the workers', () => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }
   assert.match(pkg.scripts['start'] ?? '', /node --max-semi-space-size=4 dist\/cli\/main\.js serve/)
+})
+
+test('workerEnv sets glibc\'s mmap threshold to 4 MiB, unless the operator set it or a glibc malloc tunable', () => {
+  assert.equal(MMAP_THRESHOLD_BYTES, 4_194_304)
+  assert.deepEqual(workerEnv({}), { MALLOC_MMAP_THRESHOLD_: '4194304' })
+  assert.deepEqual(workerEnv({ PATH: '/usr/bin', GLIBC_TUNABLES: 'glibc.pthread.rseq=0' }), { MALLOC_MMAP_THRESHOLD_: '4194304' })
+  assert.deepEqual(workerEnv({ MALLOC_MMAP_THRESHOLD_: '131072' }), {})
+  assert.deepEqual(workerEnv({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=65536' }), {})
+  assert.deepEqual(workerEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }), {})
+})
+
+test('npm start sets the same mmap threshold, and keeps an operator\'s', () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }
+  assert.match(pkg.scripts['start'] ?? '', /MALLOC_MMAP_THRESHOLD_=\$\{MALLOC_MMAP_THRESHOLD_:-4194304\} node /)
 })

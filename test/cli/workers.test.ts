@@ -278,6 +278,8 @@ async function startCluster(t: TestContext, databaseUrl: string, env: Readonly<R
   for (const pid of workers) {
     const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
     assert.ok(args.includes('--max-semi-space-size=4'), `worker ${pid} runs with the server's V8 flags: ${args.join(' ')}`)
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')
+    assert.ok(environ.includes('MALLOC_MMAP_THRESHOLD_=4194304'), `worker ${pid} runs with glibc's mmap threshold fixed`)
   }
   return { server, workers }
 }
