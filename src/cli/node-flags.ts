@@ -1,6 +1,7 @@
 /**
- * V8 flags and malloc settings the server's processes run with. V8 fixes its heap layout when the process starts, so these
- * are command-line flags: `npm start` passes them to node, and the cluster primary to every worker.
+ * V8 flags and malloc settings the server's processes run with. V8 fixes its heap layout and glibc its
+ * malloc settings when the process starts, so these are given at start: `npm start` passes them to
+ * node, and the cluster primary to every worker.
  *
  * `--max-semi-space-size=4`: V8 lets the young generation grow to 16 MB per semi-space (up to 48 MB of
  * RSS) under a steady request load. Request garbage dies young, so 4 MB per semi-space scavenges more
@@ -32,8 +33,9 @@ export function workerExecArgv(execArgv: readonly string[], nodeOptions: string 
  * hashes come from that thread's arena, and each pool thread keeps its 19 MiB resident after the hash
  * is done. Fixed, blocks of 4 MiB and more are mapped and unmapped each time. In the benchmark a single
  * process registering users (after the token scenarios) peaked at 132–165 MB RSS in three runs with it
- * (one at 128 KiB) and at 163–182 MB in four without; CPU per request stayed within the noise. glibc reads it once at process start, so `npm start` sets it for node, and the
- * cluster primary for every worker. Elsewhere (musl, macOS) the variable means nothing.
+ * (one at 128 KiB) and at 163–182 MB in four without; CPU per request stayed within the noise. glibc
+ * reads it once at process start, so `npm start` sets it for node, and the cluster primary for every
+ * worker. Elsewhere (musl, macOS) the variable means nothing.
  */
 export const MMAP_THRESHOLD_ENV = 'MALLOC_MMAP_THRESHOLD_'
 export const MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
