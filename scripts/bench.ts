@@ -28,8 +28,8 @@ username, with Basic username:password (credential cache warm); GET /api/token (
 GET /api/users/<id>; POST /api/users (a new user per request); and the Bearer path while a second
 load keeps the password-hashing pool busy with wrong passwords for ever new usernames
 (each one a real argon2id verification). The load generator is wrk (one thread) when it is installed
-(apt-get install wrk), else autocannon, which costs the shared cores several times more per request. Every scenario reports req/s, p50/p99 latency, the server's
-max RSS (/proc VmRSS; with workers the sum over the primary and its workers), errors, non-2xx and the
+(apt-get install wrk), else autocannon, which takes more of the shared cores per request.
+Every scenario reports req/s, p50/p99 latency, the server's max RSS (/proc VmRSS; with workers the sum over the primary and its workers), errors, non-2xx and the
 ratio to the baseline's req/s. Server settings: AUTH_RATE_LIMITS=off, AUTH_PASSWORD_POLICY=standard,
 LOG_LEVEL=warn, default argon2id parameters (m=19456 KiB, t=2, p=1), everything else at its default.
 
