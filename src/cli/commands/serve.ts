@@ -8,11 +8,14 @@ import type { Config } from '../../config/schema.ts'
 import { buildApp, createLogger } from '../../http/app.ts'
 import { createStore } from '../../store/kysely-store.ts'
 import { hashConcurrencyFor } from '../../passwords/limiter.ts'
+import { applyHeapGrowing } from '../node-flags.ts'
 
 /** How long in-flight requests get after SIGTERM before the process gives up on them. */
 const SHUTDOWN_GRACE_MS = 25_000
 
 export async function serveCommand(overrides: Record<string, string>): Promise<void> {
+  // before the first request's garbage: V8 reads it at every full GC (see node-flags.ts)
+  applyHeapGrowing()
   const loaded = loadConfig({ overrides })
   const { warnings } = loaded
   const workers = loaded.config.workers === 0 ? availableParallelism() : loaded.config.workers
