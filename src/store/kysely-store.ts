@@ -831,11 +831,21 @@ const UNAVAILABLE_CODES = new Set([
   'SQLITE_READONLY',
 ])
 
+/**
+ * SQLite's extended result codes (SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY_TIMEOUT, SQLITE_LOCKED_SHAREDCACHE,
+ * SQLITE_IOERR_FSYNC, SQLITE_READONLY_DBMOVED, ...) → their primary code; other codes unchanged.
+ */
+function primaryCode(code: string): string {
+  if (!code.startsWith('SQLITE_')) return code
+  const end = code.indexOf('_', 'SQLITE_'.length)
+  return end === -1 ? code : code.slice(0, end)
+}
+
 /** True for errors that mean "the database is unreachable or busy" (503), not a bug (500). */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code
-    if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('SQLITE_IOERR'))) return true
+    if (typeof code === 'string' && UNAVAILABLE_CODES.has(primaryCode(code))) return true
     if (/Connection terminated|timeout exceeded when trying to connect|Cannot use a pool after calling end|driver has already been destroyed/i.test(e.message)) return true
   }
   return false
