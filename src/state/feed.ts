@@ -39,6 +39,8 @@ export class ChangeFeed {
   #again = false
   #watch: { close(): Promise<void> } | undefined
   #wasStale = true
+  /** Set by stop(): no read starts after it, so none runs against a store being closed. */
+  #stopped = false
 
   constructor(store: Store, clock: Clock, options: FeedOptions) {
     this.#store = store
@@ -67,24 +69,29 @@ export class ChangeFeed {
     this.#watch = this.#store.watchChanges?.(() => this.#wake(), this.#options.onListening)
   }
 
+  /** Stops polling and listening, and waits for a read in flight, so the store can be closed next. */
   async stop(): Promise<void> {
+    this.#stopped = true
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
     const watch = this.#watch
     this.#watch = undefined
     await watch?.close()
+    await this.#polling
   }
 
   #wake(): void {
+    if (this.#stopped) return
     if (this.#polling !== undefined) this.#again = true
     else void this.poll()
   }
 
   /** One read of the log (also called by tests to be deterministic). */
   poll(): Promise<void> {
+    if (this.#stopped) return Promise.resolve()
     this.#polling ??= this.#poll().finally(() => {
       this.#polling = undefined
-      if (this.#again) {
+      if (this.#again && !this.#stopped) {
         this.#again = false
         void this.poll()
       }

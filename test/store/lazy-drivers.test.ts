@@ -27,7 +27,7 @@ const reply = await app.inject({ method: 'POST', url: '/api/users', payload: { u
 const loaded = new Set(Object.keys(createRequire(import.meta.url).cache).flatMap((path) => /node_modules\\/(pg|ioredis)\\//.exec(path)?.[1] ?? []))
 await app.close()
 await store.close()
-process.stdout.write(JSON.stringify({ status: reply.statusCode, loaded: [...loaded].sort() }))
+process.stdout.write('\\nRESULT ' + JSON.stringify({ status: reply.statusCode, loaded: [...loaded].sort() }) + '\\n')
 `
 
 async function driversLoaded(env: Readonly<Record<string, string>>): Promise<{ status: number; loaded: string[] }> {
@@ -38,7 +38,10 @@ async function driversLoaded(env: Readonly<Record<string, string>>): Promise<{ s
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
   assert.equal(code, 0, stderr)
-  return JSON.parse(stdout) as { status: number; loaded: string[] }
+  // the app's log lines share stdout: the result is the line marked RESULT
+  const line = stdout.split('\n').find((l) => l.startsWith('RESULT '))
+  assert.ok(line !== undefined, `no RESULT line in the child's output:\n${stdout}\n${stderr}`)
+  return JSON.parse(line.slice('RESULT '.length)) as { status: number; loaded: string[] }
 }
 
 test('a server on SQLite without REDIS_URL loads neither pg nor ioredis', async (t) => {
