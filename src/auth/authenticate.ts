@@ -3,7 +3,7 @@
  * precedence: Bearer token, token as the Basic username (REST-auth), Basic username:password.
  * Failures are coded RestAuthErrors; the HTTP layer adds the challenge.
  */
-import { createHmac, createSecretKey, randomBytes } from 'node:crypto'
+import { hash, randomBytes } from 'node:crypto'
 import type { Clock } from '../clock.ts'
 import { BoundedMap } from '../state/lru.ts'
 import { RestAuthError } from '../errors.ts'
@@ -62,13 +62,14 @@ const BEARER_HEADERS_REMEMBERED = 10_000
 export class Authenticator {
   readonly #deps: AuthenticatorDeps
   /**
-   * Verified Basic credentials, keyed by HMAC-SHA256(per-process random key, canonical username NUL
+   * Verified Basic credentials, keyed by SHA-512/256(per-process random key, canonical username, NUL,
    * password): the cache holds neither a password nor anything that can be checked against one
    * without the key, which never leaves memory. An entry is honoured only while the user still has
    * the same hash, is active, and has not revoked its tokens since (log out everywhere).
    */
   readonly #credentials: BoundedMap<string, CachedCredential> | undefined
-  readonly #credentialKey = createSecretKey(randomBytes(32))
+  /** 256 random bits as 43 base64url characters: a fixed-length prefix, so key and credentials cannot run into each other. */
+  readonly #credentialKey = randomBytes(32).toString('base64url')
   /**
    * Bearer headers (exact text) → their token, for headers whose token memory has verified: a client
    * holding a token sends the same header every time, and parsing it again (trimming, the b64token
@@ -83,9 +84,14 @@ export class Authenticator {
     this.#credentials = (deps.credentialCacheTtl ?? 0) > 0 ? new BoundedMap(10_000) : undefined
   }
 
+  /**
+   * The keyed hash that names a cache entry. A secret-prefix hash, not an HMAC: SHA-512/256 is a
+   * truncated SHA-2, which length extension cannot continue (what makes a prefix key unsafe with plain
+   * SHA-256), and the digest never leaves the process. One `crypto.hash` call costs about a quarter of
+   * an HMAC object per Basic request (0.8 against 3.2-4.0 µs here). NUL is in no canonical username.
+   */
   #credentialId(canonical: string, password: string): string {
-    // one update of the joined string: measurably cheaper than three, and NUL is in no canonical username
-    return createHmac('sha256', this.#credentialKey).update(`${canonical}\u0000${password}`).digest('base64url')
+    return hash('sha512-256', `${this.#credentialKey}${canonical}\u0000${password}`, 'base64url')
   }
 
   /** The cached user for these credentials, if the entry still holds. */

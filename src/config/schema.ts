@@ -391,7 +391,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'credentialCacheTtl',
     env: 'AUTH_CREDENTIAL_CACHE_TTL',
     default: '60',
-    doc: 'Seconds a verified Basic username:password is remembered per process (keyed by an HMAC under a key that never leaves memory), so repeated Basic requests skip argon2. Dropped at once on password change, disable, deletion or revoke-all. Trade-off: for that long a password stays valid on an instance after it changed elsewhere only until the change feed (below) tells it, and a memory dump of the process could confirm a guessed password. `0` turns it off.',
+    doc: 'Seconds a verified Basic username:password is remembered per process (keyed by a SHA-512/256 hash behind a random key that never leaves memory), so repeated Basic requests skip argon2. Dropped at once on password change, disable, deletion or revoke-all. Trade-off: for that long a password stays valid on an instance after it changed elsewhere only until the change feed (below) tells it, and a memory dump of the process could confirm a guessed password. `0` turns it off.',
     parse: intIn(0, 3_600),
   },
   {
