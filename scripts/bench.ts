@@ -36,7 +36,7 @@ LOG_LEVEL=warn, default argon2id parameters (m=19456 KiB, t=2, p=1), everything 
 Options:
   --full                 30 s per scenario after a 2 s warm-up, plus a 5-minute soak of the Bearer
                          path with the server's RSS sampled every 10 s (is memory flat?). ~12 minutes.
-                         Default (short mode): 5 s per scenario after a 1 s warm-up, about a minute.
+                         Default (short mode): 4 s per scenario after a 1 s warm-up, under a minute.
   --postgres             DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?schema=bench_<random>;
                          the schema is dropped at the end
   --workers N|auto       passed through as \`serve --workers N\` (node:cluster workers). The baseline
@@ -53,6 +53,11 @@ Options:
   --duration S           seconds per measured scenario (overrides the mode's)
   --warmup S             warm-up seconds before each scenario (overrides the mode's)
   --soak S               soak seconds in --full mode (default 300)
+  --bracket S            seconds of the bare baseline measured again after each of the four token-path
+                         scenarios (Bearer, token as username, Basic password, user by id): each one's
+                         "× baseline" is against the mean of the baseline just before and just after
+                         it, so the machine's drift during the run cancels (default 2, --full 10; 0 = off:
+                         every ratio against the one baseline measured first)
   --env KEY=VALUE        a server setting over the ones above (repeatable), e.g. --env AUTH_HASH_CONCURRENCY=1
   --only a,b             run only these scenarios (names as in the table; the baseline always runs)
   -h, --help             this text
@@ -71,6 +76,8 @@ interface Options {
   readonly durationS: number
   readonly warmupS: number
   readonly soakS: number
+  /** Seconds of each baseline slice after a bracketed scenario; 0 = one baseline for the whole run. */
+  readonly bracketS: number
   readonly only: ReadonlySet<string> | undefined
   /** Extra server settings (--env KEY=VALUE), applied over the bench's own. */
   readonly env: Readonly<Record<string, string>>
@@ -98,6 +105,7 @@ function parseOptions(argv: readonly string[]): Options | undefined {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       soak: { type: 'string' },
+      bracket: { type: 'string' },
       only: { type: 'string' },
       env: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
@@ -122,9 +130,10 @@ function parseOptions(argv: readonly string[]): Options | undefined {
     seed: positiveInt('seed', values.seed, 0, 0),
     connections: positiveInt('connections', values.connections, 50),
     attackConnections: positiveInt('attack-connections', values['attack-connections'], 64),
-    durationS: positiveInt('duration', values.duration, full ? 30 : 5),
+    durationS: positiveInt('duration', values.duration, full ? 30 : 4),
     warmupS: positiveInt('warmup', values.warmup, full ? 2 : 1, 0),
     soakS: positiveInt('soak', values.soak, 300),
+    bracketS: positiveInt('bracket', values.bracket, full ? 10 : 2, 0),
     only: values.only === undefined ? undefined : new Set(values.only.split(',').map((s) => s.trim()).filter((s) => s !== '')),
   }
 }
@@ -176,6 +185,11 @@ interface ScenarioResult {
   readonly expectedStatus: number
   readonly figures: Figures
   readonly ratioToBaseline: number
+  /**
+   * The baseline that `ratioToBaseline` and `cpuRatioToBaseline` compare with: the mean of the bare
+   * route measured just before and just after this scenario (bracketed scenarios), else the last one.
+   */
+  readonly reference?: BaselineReference
   readonly maxRssMb: number
   readonly maxProcessRssMb: number
   readonly processes: number
@@ -195,6 +209,23 @@ interface ScenarioResult {
   readonly note?: string
 }
 
+/** One or two baseline measurements next to a scenario, and their mean (what its ratios divide by). */
+interface BaselineReference {
+  readonly slices: readonly { readonly requestsPerSecond: number; readonly cpuPerRequestUs: number | undefined }[]
+  readonly requestsPerSecond: number
+  readonly cpuPerRequestUs: number | undefined
+}
+
+function referenceOf(slices: BaselineReference['slices']): BaselineReference {
+  const mean = (xs: readonly number[]) => xs.reduce((a, x) => a + x, 0) / xs.length
+  const cpu = slices.map((x) => x.cpuPerRequestUs)
+  return {
+    slices,
+    requestsPerSecond: mean(slices.map((x) => x.requestsPerSecond)),
+    cpuPerRequestUs: cpu.every((c): c is number => c !== undefined) ? mean(cpu) : undefined,
+  }
+}
+
 interface SoakResult {
   readonly durationS: number
   readonly intervalS: number
@@ -211,19 +242,21 @@ interface SoakResult {
 function toResult(
   base: Omit<ScenarioResult, 'figures' | 'ratioToBaseline' | 'maxRssMb' | 'maxProcessRssMb' | 'processes' | 'pidsSeen' | 'cpu' | 'cpuPerRequestUs' | 'cpuRatioToBaseline' | 'unexpected'>,
   measured: Measured,
-  baselineRps: number,
-  baselineCpuUs?: number,
+  reference: BaselineReference | undefined,
   mixedWindow = false,
 ): ScenarioResult {
   const f = measured.figures
   const expected = f.statusCodes[String(base.expectedStatus)] ?? 0
   const cpuPerRequestUs = mixedWindow || f.requests === 0 ? undefined : (measured.rss.cpu.serverCpuSeconds * 1e6) / f.requests
+  const baselineRps = reference?.requestsPerSecond ?? 0
+  const baselineCpuUs = reference?.cpuPerRequestUs
   return {
     cpuPerRequestUs,
     cpuRatioToBaseline: cpuPerRequestUs === undefined || baselineCpuUs === undefined || cpuPerRequestUs === 0 ? undefined : baselineCpuUs / cpuPerRequestUs,
     ...base,
     figures: f,
     ratioToBaseline: baselineRps > 0 ? f.requestsPerSecond / baselineRps : 0,
+    ...(reference === undefined ? {} : { reference }),
     maxRssMb: mb(measured.rss.maxTotalBytes),
     maxProcessRssMb: mb(measured.rss.maxProcessBytes),
     processes: measured.rss.maxProcesses,
@@ -314,7 +347,7 @@ async function main(): Promise<number> {
   }
   // bounded in time whatever happens: the planned measuring time, generously, plus seeding
   const scenarioCount = 9
-  const plannedS = scenarioCount * (o.warmupS + o.durationS) + (o.full ? o.soakS : 0)
+  const plannedS = scenarioCount * (o.warmupS + o.durationS) + 4 * o.bracketS + (o.full ? o.soakS : 0)
   const budgetS = Math.ceil(plannedS * 1.5 + 180 + (o.seed > 0 ? 60 + o.seed / 2_000 : 0))
   const watchdog = setTimeout(() => {
     log(`still running after ${budgetS} s: giving up`)
@@ -347,6 +380,8 @@ async function main(): Promise<number> {
   let saturation: Record<string, unknown> | undefined
   let soak: SoakResult | undefined
   let baseline: ScenarioResult | undefined
+  /** Every measurement of the bare route, in order: the first (the baseline row) and the brackets. */
+  const baselineSlices: { readonly after: string; readonly durationS: number; readonly requestsPerSecond: number; readonly cpuPerRequestUs: number | undefined }[] = []
   let serverWorkers = 1
   let serverStartMs = 0
   let failure: string | undefined
@@ -456,17 +491,33 @@ async function main(): Promise<number> {
       warmupS: o.warmupS,
       expectedStatus: 200,
     }
-    baseline = toResult(baselineDef, bareMeasured, 0)
-    const baselineCpuUs = baseline.cpuPerRequestUs
+    baseline = toResult(baselineDef, bareMeasured, undefined)
+    const first = { requestsPerSecond: baseline.figures.requestsPerSecond, cpuPerRequestUs: baseline.cpuPerRequestUs }
     baseline = { ...baseline, ratioToBaseline: 1, cpuRatioToBaseline: 1 }
-    const baselineRps = baseline.figures.requestsPerSecond
-    // full mode measures the baseline again at the end (drift of the machine over ~12 minutes)
-    if (!o.full) await stopChild(bare)
+    baselineSlices.push({ after: 'start', durationS: o.durationS, ...first })
+    /** The baseline measured last: what a scenario without brackets compares with (the nearest in time). */
+    let lastSlice = first
+    /** The bare route again for o.bracketS (already warm), right after a bracketed scenario. */
+    const baselineSlice = async (after: string) => {
+      const m = await warmAndMeasure(client, bareSpec, 0, o.bracketS, bare.pid, rssIntervalMs)
+      const slice = { requestsPerSecond: m.figures.requestsPerSecond, cpuPerRequestUs: toResult(baselineDef, m, undefined).cpuPerRequestUs }
+      baselineSlices.push({ after, durationS: o.bracketS, ...slice })
+      return slice
+    }
+    // short mode stops the baseline once the bracketed scenarios are done; full mode measures it
+    // again at the end as well (drift of the machine over ~12 minutes)
+    let bareStopped = false
+    const stopBare = async () => {
+      if (bareStopped) return
+      bareStopped = true
+      await stopChild(bare)
+    }
+    if (!o.full && o.bracketS === 0) await stopBare()
     const bareAgain = async () => {
       log('baseline again, at the end')
       const again = await warmAndMeasure(client, bareSpec, o.warmupS, o.durationS, bare.pid, rssIntervalMs)
-      results.push(toResult({ ...baselineDef, name: 'baseline (again, at the end)' }, again, baselineRps, baselineCpuUs))
-      await stopChild(bare)
+      results.push(toResult({ ...baselineDef, name: 'baseline (again, at the end)' }, again, referenceOf([first])))
+      await stopBare()
     }
 
     // ---- the bench user, a token, a warm credential cache ----
@@ -504,7 +555,7 @@ async function main(): Promise<number> {
     const measure = async (
       def: Omit<ScenarioResult, 'figures' | 'ratioToBaseline' | 'maxRssMb' | 'maxProcessRssMb' | 'processes' | 'pidsSeen' | 'cpu' | 'cpuPerRequestUs' | 'cpuRatioToBaseline' | 'unexpected' | 'target' | 'connections' | 'warmupS'>,
       load: Pick<LoadSpec, 'headers' | 'vary'>,
-      hashBound = false,
+      { hashBound = false, bracketed = false }: { hashBound?: boolean; bracketed?: boolean } = {},
     ) => {
       if (!wanted(def.name)) return
       log(`${def.name}: ${def.description}`)
@@ -516,7 +567,13 @@ async function main(): Promise<number> {
       }
       const measured = await warmAndMeasure(client, spec, hashBound ? 0 : o.warmupS, o.durationS, srv.pid, rssIntervalMs)
       serverAlive()
-      const result = toResult({ ...def, target: 'rest-auth', connections: spec.connections, warmupS: o.warmupS }, measured, baselineRps, baselineCpuUs)
+      let reference = referenceOf([lastSlice])
+      if (bracketed && o.bracketS > 0 && !bareStopped) {
+        const after = await baselineSlice(def.name)
+        reference = referenceOf([lastSlice, after])
+        lastSlice = after
+      }
+      const result = toResult({ ...def, target: 'rest-auth', connections: spec.connections, warmupS: o.warmupS }, measured, reference)
       results.push(result)
       if (hashBound) await drainHashQueue()
       return result
@@ -527,11 +584,13 @@ async function main(): Promise<number> {
     const bearer = await measure(
       { name: 'bearer', description: 'GET /api/resource, Authorization: Bearer <token>', method: 'GET', path: '/api/resource', expectedStatus: 200 },
       { headers: { authorization: `Bearer ${token}` } },
+      { bracketed: true },
     )
     token = await newToken()
     await measure(
       { name: 'basic-token', description: 'GET /api/resource, Basic <token>:x', method: 'GET', path: '/api/resource', expectedStatus: 200 },
       { headers: { authorization: basic(token, 'x') } },
+      { bracketed: true },
     )
     await measure(
       {
@@ -542,11 +601,14 @@ async function main(): Promise<number> {
         expectedStatus: 200,
       },
       { headers: { authorization: passwordAuth } },
+      { bracketed: true },
     )
     await measure(
       { name: 'user-by-id', description: `GET /api/users/${userId} (one user, no authentication)`, method: 'GET', path: `/api/users/${userId}`, expectedStatus: 200 },
       {},
+      { bracketed: true },
     )
+    if (!o.full) await stopBare()
     if (o.seed > 0) {
       const maxId = userId
       await measure(
@@ -573,7 +635,7 @@ async function main(): Promise<number> {
     await measure(
       { name: 'register', description: 'POST /api/users, a new username per request (one argon2id hash each)', method: 'POST', path: '/api/users', expectedStatus: 201 },
       { vary: { kind: 'register', prefix: `r${runId}x`, password: PASSWORD } },
-      true,
+      { hashBound: true },
     )
 
     // ---- the token path while password checks saturate the hashing pool ----
@@ -616,8 +678,7 @@ async function main(): Promise<number> {
           expectedStatus: 200,
         },
         loaded,
-        baselineRps,
-        baselineCpuUs,
+        referenceOf([lastSlice]),
         true,
       )
       results.push(under)
@@ -635,8 +696,7 @@ async function main(): Promise<number> {
             note: '401 expected; 503 = hashing queue full',
           },
           { figures: attackFigures, rss: { ...loaded.rss, samples: [] } },
-          baselineRps,
-          baselineCpuUs,
+          referenceOf([lastSlice]),
           true,
         ),
       )
@@ -705,6 +765,7 @@ async function main(): Promise<number> {
     load: { client, version: clientVersion, ...(client === 'wrk' ? { threads: 1 } : { pipelining: 1 }), connections: o.connections, warmupS: o.warmupS, durationS: o.durationS },
     seed: seedResult,
     baseline,
+    baselineSlices,
     scenarios: results,
     saturation,
     soak,
@@ -712,7 +773,7 @@ async function main(): Promise<number> {
   mkdirSync(join(root, 'bench-results'), { recursive: true })
   const jsonFile = join('bench-results', `${stamp}.json`)
   writeFileSync(join(root, jsonFile), `${JSON.stringify(report, null, 2)}\n`)
-  process.stdout.write(markdown(report, baseline, results, saturation, soak, seedResult, jsonFile))
+  process.stdout.write(markdown(report, baseline, baselineSlices, results, saturation, soak, seedResult, jsonFile))
   if (failure !== undefined) process.stdout.write(`**The run failed:** ${failure.split('\n')[0]}\n\n`)
   if (failure !== undefined) {
     log(`FAILED: ${failure}`)
@@ -760,6 +821,7 @@ function row(r: ScenarioResult): string {
 function markdown(
   report: { mode: string; totalSeconds: number; machine: { cpus: number; node: string; loadAverageStart: number[]; loadAverageEnd: number[] }; server: { database: string; workers: number; startSeconds: number }; load: { client: LoadClient; version: string; connections: number; warmupS: number; durationS: number } },
   baseline: ScenarioResult | undefined,
+  baselineSlices: readonly { readonly after: string; readonly durationS: number; readonly requestsPerSecond: number }[],
   results: readonly ScenarioResult[],
   saturation: Record<string, unknown> | undefined,
   soak: SoakResult | undefined,
@@ -789,6 +851,18 @@ function markdown(
   if (baseline !== undefined) lines.push(row(baseline))
   for (const r of results) lines.push(row(r))
   lines.push('')
+  if (baselineSlices.length > 1) {
+    const rps = baselineSlices.map((b) => b.requestsPerSecond)
+    lines.push(
+      `"× baseline" is against the bare route measured next to each scenario: for ${baselineSlices
+        .slice(1)
+        .map((b) => b.after)
+        .join(', ')}, the mean of the measurement just before and just after it (${baselineSlices[1]?.durationS ?? 0} s each, after the first); later scenarios, the last one. ` +
+        `The bare route in order (req/s): ${baselineSlices.map((b) => `${fmt(b.requestsPerSecond)}${b.after === 'start' ? '' : ` (after ${b.after})`}`).join(' → ')}; ` +
+        `spread ${fmt(Math.min(...rps))}–${fmt(Math.max(...rps))} (${fmt((Math.max(...rps) / Math.min(...rps) - 1) * 100)} % of the machine's drift within the run).`,
+      '',
+    )
+  }
   if (saturation !== undefined) {
     const s = saturation as { idleP99Ms?: number; loadedP99Ms: number; p99Ratio?: number; idleRequestsPerSecond?: number; loadedRequestsPerSecond: number; requestsPerSecondRatio?: number; attackRequestsPerSecond: number; attackConnections: number }
     lines.push(
