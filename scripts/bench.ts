@@ -17,6 +17,7 @@ import { basicHeader, type LoadSpec } from './bench/spec.ts'
 import { wrkVersion } from './bench/wrk.ts'
 import { workerEnv, workerExecArgv } from '../src/cli/node-flags.ts'
 import { type Child, type CpuShares, freePort, killAllNow, type RssSample, sampleRss, spawnChild, stopAll, stopChild, treeRss, waitReady } from './bench/processes.ts'
+import { type BaselineSlice, mergeFigures, mergeRss, pairedReference, sliceOf } from './bench/interleave.ts'
 import { dropPostgresSchema, seedUsers, type SeedResult } from './bench/seed.ts'
 
 const HELP = `Usage: npm run bench -- [options]
@@ -53,11 +54,12 @@ Options:
   --duration S           seconds per measured scenario (overrides the mode's)
   --warmup S             warm-up seconds before each scenario (overrides the mode's)
   --soak S               soak seconds in --full mode (default 300)
-  --bracket S            seconds of the bare baseline measured again after each of the four token-path
-                         scenarios (Bearer, token as username, Basic password, user by id): each one's
-                         "× baseline" is against the mean of the baseline just before and just after
-                         it, so the machine's drift during the run cancels (default 2, --full 10; 0 = off:
-                         every ratio against the one baseline measured first)
+  --rounds N             the four token-path scenarios (Bearer, token as username, Basic password, user
+                         by id) run in N slices that alternate with slices of the bare baseline
+                         (B S B S B); each "× baseline" is against the baseline slices on either side of
+                         its slices, so the machine's drift cancels (default 2, --full 5)
+  --bracket S            seconds of bare baseline per scenario, split over its rounds (default 2,
+                         --full 10; 0 = off: every ratio against the one baseline measured first)
   --env KEY=VALUE        a server setting over the ones above (repeatable), e.g. --env AUTH_HASH_CONCURRENCY=1
   --only a,b             run only these scenarios (names as in the table; the baseline always runs)
   -h, --help             this text
@@ -78,6 +80,8 @@ interface Options {
   readonly soakS: number
   /** Seconds of each baseline slice after a bracketed scenario; 0 = one baseline for the whole run. */
   readonly bracketS: number
+  /** Slices each bracketed scenario is measured in, alternating with baseline slices. */
+  readonly rounds: number
   readonly only: ReadonlySet<string> | undefined
   /** Extra server settings (--env KEY=VALUE), applied over the bench's own. */
   readonly env: Readonly<Record<string, string>>
@@ -106,6 +110,7 @@ function parseOptions(argv: readonly string[]): Options | undefined {
       warmup: { type: 'string' },
       soak: { type: 'string' },
       bracket: { type: 'string' },
+      rounds: { type: 'string' },
       only: { type: 'string' },
       env: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
@@ -134,6 +139,7 @@ function parseOptions(argv: readonly string[]): Options | undefined {
     warmupS: positiveInt('warmup', values.warmup, full ? 2 : 1, 0),
     soakS: positiveInt('soak', values.soak, 300),
     bracketS: positiveInt('bracket', values.bracket, full ? 10 : 2, 0),
+    rounds: positiveInt('rounds', values.rounds, full ? 5 : 2),
     only: values.only === undefined ? undefined : new Set(values.only.split(',').map((s) => s.trim()).filter((s) => s !== '')),
   }
 }
@@ -209,21 +215,14 @@ interface ScenarioResult {
   readonly note?: string
 }
 
-/** One or two baseline measurements next to a scenario, and their mean (what its ratios divide by). */
-interface BaselineReference {
-  readonly slices: readonly { readonly requestsPerSecond: number; readonly cpuPerRequestUs: number | undefined }[]
-  readonly requestsPerSecond: number
-  readonly cpuPerRequestUs: number | undefined
+/** The baseline measurements next to a scenario, and what its ratios divide by. */
+interface BaselineReference extends BaselineSlice {
+  readonly slices: readonly BaselineSlice[]
 }
 
-function referenceOf(slices: BaselineReference['slices']): BaselineReference {
-  const mean = (xs: readonly number[]) => xs.reduce((a, x) => a + x, 0) / xs.length
-  const cpu = slices.map((x) => x.cpuPerRequestUs)
-  return {
-    slices,
-    requestsPerSecond: mean(slices.map((x) => x.requestsPerSecond)),
-    cpuPerRequestUs: cpu.every((c): c is number => c !== undefined) ? mean(cpu) : undefined,
-  }
+/** A scenario measured in one piece compares with the baseline measured last (the nearest in time). */
+function referenceOf(last: BaselineSlice): BaselineReference {
+  return { ...last, slices: [last] }
 }
 
 interface SoakResult {
@@ -492,16 +491,15 @@ async function main(): Promise<number> {
       expectedStatus: 200,
     }
     baseline = toResult(baselineDef, bareMeasured, undefined)
-    const first = { requestsPerSecond: baseline.figures.requestsPerSecond, cpuPerRequestUs: baseline.cpuPerRequestUs }
+    const first: BaselineSlice = { requestsPerSecond: baseline.figures.requestsPerSecond, cpuPerRequestUs: baseline.cpuPerRequestUs }
     baseline = { ...baseline, ratioToBaseline: 1, cpuRatioToBaseline: 1 }
     baselineSlices.push({ after: 'start', durationS: o.durationS, ...first })
     /** The baseline measured last: what a scenario without brackets compares with (the nearest in time). */
     let lastSlice = first
-    /** The bare route again for o.bracketS (already warm), right after a bracketed scenario. */
-    const baselineSlice = async (after: string) => {
-      const m = await warmAndMeasure(client, bareSpec, 0, o.bracketS, bare.pid, rssIntervalMs)
-      const slice = { requestsPerSecond: m.figures.requestsPerSecond, cpuPerRequestUs: toResult(baselineDef, m, undefined).cpuPerRequestUs }
-      baselineSlices.push({ after, durationS: o.bracketS, ...slice })
+    /** The bare route again (already warm) for one slice, right after a slice of a bracketed scenario. */
+    const baselineSlice = async (after: string, durationS: number) => {
+      const slice = sliceOf(await warmAndMeasure(client, bareSpec, 0, durationS, bare.pid, rssIntervalMs))
+      baselineSlices.push({ after, durationS, ...slice })
       return slice
     }
     // short mode stops the baseline once the bracketed scenarios are done; full mode measures it
@@ -516,7 +514,7 @@ async function main(): Promise<number> {
     const bareAgain = async () => {
       log('baseline again, at the end')
       const again = await warmAndMeasure(client, bareSpec, o.warmupS, o.durationS, bare.pid, rssIntervalMs)
-      results.push(toResult({ ...baselineDef, name: 'baseline (again, at the end)' }, again, referenceOf([first])))
+      results.push(toResult({ ...baselineDef, name: 'baseline (again, at the end)' }, again, referenceOf(first)))
       await stopBare()
     }
 
@@ -565,13 +563,25 @@ async function main(): Promise<number> {
         if (o.warmupS > 0) await warmAndMeasure(client, spec, 0, o.warmupS, srv.pid, 1_000)
         await drainHashQueue()
       }
-      const measured = await warmAndMeasure(client, spec, hashBound ? 0 : o.warmupS, o.durationS, srv.pid, rssIntervalMs)
-      serverAlive()
-      let reference = referenceOf([lastSlice])
+      let measured: Measured
+      let reference = referenceOf(lastSlice)
       if (bracketed && o.bracketS > 0 && !bareStopped) {
-        const after = await baselineSlice(def.name)
-        reference = referenceOf([lastSlice, after])
-        lastSlice = after
+        // B S B S B: each scenario slice between two baseline slices
+        const sliceS = Math.max(1, Math.round(o.durationS / o.rounds))
+        const bareS = Math.max(1, Math.round(o.bracketS / o.rounds))
+        const parts: Measured[] = []
+        const bases: BaselineSlice[] = [lastSlice]
+        for (let r = 0; r < o.rounds; r++) {
+          parts.push(await warmAndMeasure(client, spec, r === 0 ? o.warmupS : 0, sliceS, srv.pid, rssIntervalMs))
+          serverAlive()
+          bases.push(await baselineSlice(o.rounds === 1 ? def.name : `${def.name} ${r + 1}/${o.rounds}`, bareS))
+        }
+        lastSlice = bases.at(-1) ?? lastSlice
+        measured = { figures: mergeFigures(parts.map((p) => p.figures)), rss: mergeRss(parts.map((p) => ({ rss: p.rss, durationS: p.figures.durationS }))) }
+        reference = { ...pairedReference(parts.map((p) => p.figures), bases), slices: bases }
+      } else {
+        measured = await warmAndMeasure(client, spec, hashBound ? 0 : o.warmupS, o.durationS, srv.pid, rssIntervalMs)
+        serverAlive()
       }
       const result = toResult({ ...def, target: 'rest-auth', connections: spec.connections, warmupS: o.warmupS }, measured, reference)
       results.push(result)
@@ -678,7 +688,7 @@ async function main(): Promise<number> {
           expectedStatus: 200,
         },
         loaded,
-        referenceOf([lastSlice]),
+        referenceOf(lastSlice),
         true,
       )
       results.push(under)
@@ -696,7 +706,7 @@ async function main(): Promise<number> {
             note: '401 expected; 503 = hashing queue full',
           },
           { figures: attackFigures, rss: { ...loaded.rss, samples: [] } },
-          referenceOf([lastSlice]),
+          referenceOf(lastSlice),
           true,
         ),
       )
@@ -854,10 +864,8 @@ function markdown(
   if (baselineSlices.length > 1) {
     const rps = baselineSlices.map((b) => b.requestsPerSecond)
     lines.push(
-      `"× baseline" is against the bare route measured next to each scenario: for ${baselineSlices
-        .slice(1)
-        .map((b) => b.after)
-        .join(', ')}, the mean of the measurement just before and just after it (${baselineSlices[1]?.durationS ?? 0} s each, after the first); later scenarios, the last one. ` +
+      `"× baseline" is against the bare route measured next to each scenario: ${[...new Set(baselineSlices.slice(1).map((b) => b.after.replace(/ \d+\/\d+$/, '')))].join(', ')} ` +
+        `ran in slices between slices of the bare route (${baselineSlices[1]?.durationS ?? 0} s each), each compared with the mean of the bare slices on either side; later scenarios with the last one. ` +
         `The bare route in order (req/s): ${baselineSlices.map((b) => `${fmt(b.requestsPerSecond)}${b.after === 'start' ? '' : ` (after ${b.after})`}`).join(' → ')}; ` +
         `spread ${fmt(Math.min(...rps))}–${fmt(Math.max(...rps))} (${fmt((Math.max(...rps) / Math.min(...rps) - 1) * 100)} % of the machine's drift within the run).`,
       '',
