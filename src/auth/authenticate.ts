@@ -6,6 +6,7 @@
 import { hash, randomBytes } from 'node:crypto'
 import type { Clock } from '../clock.ts'
 import { BoundedMap } from '../state/lru.ts'
+import { SuffixKeyedMap } from '../state/suffix-map.ts'
 import { RestAuthError } from '../errors.ts'
 import type { PasswordHasher } from '../passwords/hash.ts'
 import type { OAuthClient, RevocationState, Store, User } from '../store/store.ts'
@@ -77,7 +78,7 @@ export class Authenticator {
    * pure, so this changes no answer; it holds nothing the verified-token cache does not already hold
    * (Basic headers, which may carry a password, are never remembered here).
    */
-  readonly #bearerHeaders = new BoundedMap<string, string>(BEARER_HEADERS_REMEMBERED)
+  readonly #bearerHeaders = new SuffixKeyedMap<string>(BEARER_HEADERS_REMEMBERED)
 
   constructor(deps: AuthenticatorDeps) {
     this.#deps = deps

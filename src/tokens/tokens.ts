@@ -8,7 +8,7 @@ import type { Clock } from '../clock.ts'
 import { RestAuthError } from '../errors.ts'
 import { ACCESS_TOKEN_TYP, type AccessClaims, buildAccessClaims, type ClaimsInput, scopesOf, userIdFromSub } from './claims.ts'
 import { type Keyring, TOKEN_ALG } from './keyring.ts'
-import { BoundedMap } from '../state/lru.ts'
+import { SuffixKeyedMap } from '../state/suffix-map.ts'
 
 export interface TokenSettings {
   readonly issuer: string
@@ -43,13 +43,13 @@ export class TokenService {
    * costs a map lookup instead of an ECDSA verification on libuv's pool (performance notes 1 and 2).
    * Revocation is not cached here: the Authenticator checks it on every request.
    */
-  readonly #verified: BoundedMap<string, { readonly token: VerifiedToken; readonly untilMs: number }> | undefined
+  readonly #verified: SuffixKeyedMap<{ readonly token: VerifiedToken; readonly untilMs: number }> | undefined
 
   constructor(keyring: Keyring, clock: Clock, settings: TokenSettings) {
     this.#keyring = keyring
     this.#clock = clock
     const size = settings.verifiedCacheSize ?? 0
-    this.#verified = size > 0 ? new BoundedMap(size) : undefined
+    this.#verified = size > 0 ? new SuffixKeyedMap(size) : undefined
     this.settings = settings
   }
 
