@@ -105,6 +105,19 @@ test('basic: bytes that are not valid UTF-8 are read as latin-1, as Flask-HTTPAu
   assert.deepEqual(parseAuthorization(`Basic ${c1}`), { scheme: 'basic', username: '\u0080', password: 'ÿ' })
 })
 
+test('basic: each header is decoded on its own: a long one before a short one leaves nothing behind (one decode buffer per process)', () => {
+  const long = `${'eyJ'.repeat(200)}.${'x'.repeat(300)}.${'s'.repeat(86)}`
+  const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64')
+  assert.deepEqual(parseAuthorization(`Basic ${b64(`${long}:a long password indeed`)}`), { scheme: 'basic', username: long, password: 'a long password indeed' })
+  assert.deepEqual(parseAuthorization(`Basic ${b64('a:b')}`), { scheme: 'basic', username: 'a', password: 'b' })
+  assert.deepEqual(parseAuthorization(`Basic ${b64('ü:')}`), { scheme: 'basic', username: 'ü', password: '' })
+  const latin1 = Buffer.from([0xe9, 0x3a]).toString('base64')
+  assert.deepEqual(parseAuthorization(`Basic ${latin1}`), { scheme: 'basic', username: 'é', password: '' })
+  // the largest credentials under the 8 KiB header cap decode whole
+  const biggest = 'p'.repeat(6136) // 'Basic ' + 8,184 base64 characters = 6,138 bytes: the most under the cap
+  assert.deepEqual(parseAuthorization(`Basic ${b64(`u:${biggest}`)}`), { scheme: 'basic', username: 'u', password: biggest })
+})
+
 test('basic: credentials that are not strict base64 are authorization_malformed (RFC 7617 §2, RFC 4648 §4)', () => {
   for (const header of [
     'Basic !!!',
