@@ -72,9 +72,9 @@ function isOws(code: number): boolean {
 /**
  * Where Basic credentials are decoded: one buffer for the process, written, read and wiped again within
  * one synchronous call. `Buffer.from(text, 'base64')` took its bytes from Node's shared 8 KiB pool, so a
- * token sent as the Basic username (400+ bytes) used up a pool every ~20 requests, and that external
- * memory made V8 run full mark-compact collections under load (callgrind: concurrent marking and
- * sweeping on every such request, none on the Bearer path). Large enough for any header under the cap.
+ * token sent as the Basic username (400+ bytes) used up a pool every ~20 requests: external memory, which
+ * V8 counts towards its full mark-compact collections (callgrind showed them on this path and not on the
+ * Bearer path; they still occur in some runs). Large enough for any header under the cap.
  */
 const SCRATCH = Buffer.alloc(Math.ceil(AUTHORIZATION_MAX_BYTES / 4) * 3)
 
