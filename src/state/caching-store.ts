@@ -51,6 +51,14 @@ export interface MemoryState {
   peekRevocation(jti: string, familyId: string | undefined): RevocationState | undefined
 }
 
+/** Every RevocationState there is, indexed by jtiRevoked * 2 + familyRevoked. */
+const REVOCATION_STATES: readonly RevocationState[] = [
+  Object.freeze({ jtiRevoked: false, familyRevoked: false }),
+  Object.freeze({ jtiRevoked: false, familyRevoked: true }),
+  Object.freeze({ jtiRevoked: true, familyRevoked: false }),
+  Object.freeze({ jtiRevoked: true, familyRevoked: true }),
+]
+
 export class CachingStore implements Store, MemoryState {
   readonly inner: Store
   readonly dialect: Store['dialect']
@@ -149,7 +157,9 @@ export class CachingStore implements Store, MemoryState {
     if (!this.#feed.fresh()) return undefined
     const jtiRevoked = this.#jtis.get(jti)
     const familyRevoked = familyId === undefined ? false : this.#families.get(familyId)
-    return jtiRevoked === undefined || familyRevoked === undefined ? undefined : { jtiRevoked, familyRevoked }
+    if (jtiRevoked === undefined || familyRevoked === undefined) return undefined
+    // one of four shared answers: no object made per request on the token path
+    return REVOCATION_STATES[(jtiRevoked ? 2 : 0) + (familyRevoked ? 1 : 0)]
   }
 
   // ---- cached reads ----

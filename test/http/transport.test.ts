@@ -405,6 +405,33 @@ test('X-Content-Type-Options: nosniff on every response: 200, 201, 204, 400, 401
   assert.deepEqual(checked.length, 9)
 })
 
+test('Cache-Control: no-store by default on every /api/ answer, decided by the route matched (however the path is spelled, HEAD and 404 under /api/ included), and not elsewhere; Referrer-Policy: no-referrer everywhere (security baseline "Transport headers")', async (t) => {
+  const srv = await startServer(t)
+  if (!srv) return
+  await registerOk(srv, 'miguel', STRONG)
+  const api = [
+    await srv.get('/api/users/1'),
+    await srv.get('/%61pi/users/1'),
+    await srv.get('/api/resource'),
+    await srv.get('/api/resource', { basic: ['miguel', STRONG] }),
+    await srv.request('HEAD', '/api/resource', { basic: ['miguel', STRONG] }),
+    await srv.get('/api/no/such/route'),
+    await srv.request('OPTIONS', '/api/users'),
+  ]
+  const other = [await srv.get('/healthz'), await srv.get('/openapi.json'), await srv.get('/no/such/route')]
+  for (const res of api) {
+    assert.equal(res.headers.get('cache-control'), 'no-store', `${res.url} → ${res.status}`)
+    assert.equal(res.headers.get('referrer-policy'), 'no-referrer', res.url)
+    await res.body?.cancel()
+  }
+  for (const res of other) {
+    assert.equal(res.headers.get('cache-control'), null, `${res.url} → ${res.status}`)
+    assert.equal(res.headers.get('referrer-policy'), 'no-referrer', res.url)
+    await res.body?.cancel()
+  }
+  assert.deepEqual(api.map((r) => r.status), [200, 200, 401, 200, 200, 404, 204])
+})
+
 test('Cache-Control: no-store (and Pragma: no-cache) on the token responses of /api/token and /oauth/token, success or error (RFC 6749 §5.1, security baseline "Transport headers")', async (t) => {
   const srv = await startServer(t)
   if (!srv) return

@@ -4,7 +4,7 @@
  * `request.protocol` and `request.ip` honour X-Forwarded-* only from TRUST_PROXY addresses.
  */
 import { isIP } from 'node:net'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler } from 'fastify'
 import type { Config } from '../../config/schema.ts'
 import { RestAuthError } from '../../errors.ts'
 import { oauthErrorBody } from '../handlers/oauth.ts'
@@ -21,15 +21,37 @@ export function isLoopback(ip: string): boolean {
 
 /**
  * Set when a request arrives (the transport hook), so they are on every answer, errors included; a
- * handler that sets its own Cache-Control replaces the default no-store of /api/.
+ * handler that sets its own Cache-Control replaces the default no-store of /api/. This whole form is
+ * for the rare replies made outside the hooks (router-level refusals); requests that reach a route or
+ * the not-found handler get the same headers from the transport hook and the /api/ routes' own step.
  */
 export function securityHeaders(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  reply.header('X-Content-Type-Options', 'nosniff')
-  reply.header('Referrer-Policy', 'no-referrer')
-  if (request.protocol === 'https') reply.header('Strict-Transport-Security', HSTS)
+  commonHeaders(request, reply)
   // the matched route, not the raw URL: '/%61pi/users' is routed to '/api/users' too
-  if (routeOf(request).startsWith('/api/') && !reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store')
+  if (routeOf(request).startsWith(API_PREFIX) && !reply.hasHeader('Cache-Control')) reply.header('cache-control', 'no-store')
   return reply
+}
+
+const API_PREFIX = '/api/'
+
+/**
+ * The headers of every answer. Names in lower case: Fastify lower-cases each name it is given, and
+ * these run on every request.
+ */
+function commonHeaders(request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-content-type-options', 'nosniff')
+  reply.header('referrer-policy', 'no-referrer')
+  if (request.protocol === 'https') reply.header('strict-transport-security', HSTS)
+}
+
+/**
+ * The first onRequest step of every /api/ route (added as the route is declared): the default
+ * no-store, decided once per route rather than by reading the route's options on every request
+ * (Fastify builds a fresh routeOptions object at each read).
+ */
+function apiNoStore(_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  reply.header('cache-control', 'no-store')
+  done()
 }
 
 function routeOf(request: FastifyRequest): string {
@@ -52,9 +74,19 @@ const CORS_EXPOSE = 'WWW-Authenticate, Retry-After, Location'
 export function registerTransport(app: FastifyInstance, config: Config): void {
   const allowed = new Set(config.corsOrigins)
 
+  // Routes declared from here on: /api/ ones start with the default no-store. The route's own path is
+  // the one that counts, not the raw URL ('/%61pi/users' is routed to '/api/users' too).
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith(API_PREFIX)) return
+    const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+    route.onRequest = [apiNoStore as onRequestHookHandler, ...own]
+  })
+
   // callback style, not async: it runs on every request, and a promise per hook is measurable
   app.addHook('onRequest', function transportRules(request, reply, done) {
-    securityHeaders(request, reply)
+    commonHeaders(request, reply)
+    // no route matched: the URL as sent is all there is
+    if (request.is404 && request.url.startsWith(API_PREFIX)) reply.header('cache-control', 'no-store')
     if (allowed.size > 0) {
       reply.header('Vary', 'Origin')
       const origin = request.headers.origin
