@@ -353,3 +353,62 @@ test('property: a b64token Bearer credential is returned unchanged (RFC 6750 §2
     }),
   )
 })
+
+/**
+ * RFC 4648 strict base64 as a grammar, the model the decoder's round-trip check must agree with:
+ * alphabet only, padding absent or exactly filling the last group, and zero unused bits (§3.5).
+ */
+function strictBase64(text: string): boolean {
+  const match = /^([A-Za-z0-9+/]*)(=*)$/.exec(text)
+  if (match === null) return false
+  const body = match[1] ?? ''
+  const padding = (match[2] ?? '').length
+  if (body.length === 0) return false
+  switch (body.length % 4) {
+    case 0:
+      return padding === 0
+    case 2:
+      return (padding === 0 || padding === 2) && /[AQgw]$/.test(body)
+    case 3:
+      return (padding === 0 || padding === 1) && /[AEIMQUYcgkosw048]$/.test(body)
+    default:
+      return false
+  }
+}
+
+test('property: Basic credentials are accepted exactly when they are strict base64 (RFC 4648 §3.5, §4), and then decode to the bytes they encode (RFC 7617 §2)', () => {
+  // near-base64 texts: a valid encoding (padded or not) with one character swapped, added or dropped,
+  // drawn from the alphabet, its url-safe cousins, '=' and a few others Node's lenient decoder skips
+  const near = fc
+    .tuple(fc.uint8Array({ minLength: 1, maxLength: 40 }), fc.boolean(), fc.nat(), fc.constantFrom('A', 'Q', 'g', '/', '+', '=', '-', '_', ' ', '.', '\t', 'é'), fc.constantFrom('swap', 'insert', 'drop', 'none'))
+    .map(([bytes, padded, at, ch, edit]) => {
+      const bytesWithColon = Buffer.concat([Buffer.from([0x3a]), Buffer.from(bytes)])
+      let text = bytesWithColon.toString('base64')
+      if (!padded) text = text.replace(/=+$/, '')
+      const i = at % (text.length + 1)
+      if (edit === 'swap') text = text.slice(0, i) + ch + text.slice(i + 1)
+      if (edit === 'insert') text = text.slice(0, i) + ch + text.slice(i)
+      if (edit === 'drop') text = text.slice(0, i) + text.slice(i + 1)
+      return text
+    })
+  fc.assert(
+    fc.property(fc.oneof(near, fc.string({ unit: 'binary-ascii', maxLength: 12 }).map((s) => `:${s}`)), (sent) => {
+      // trailing SP / HTAB of the header are trimmed, and spaces after the scheme separate it
+      const credentials = sent.replace(/[ \t]+$/, '').replace(/^ +/, '')
+      let parsed: ReturnType<typeof parseAuthorization> | undefined
+      try {
+        parsed = parseAuthorization(`Basic ${sent}`)
+      } catch (error) {
+        assert.ok(error instanceof RestAuthError)
+        if (strictBase64(credentials)) {
+          // strict base64 may still lack the ':' of user-pass
+          assert.equal(Buffer.from(credentials, 'base64').includes(0x3a), false, `refused strict base64 ${JSON.stringify(credentials)}`)
+        }
+        return
+      }
+      assert.ok(strictBase64(credentials), `accepted non-strict base64 ${JSON.stringify(credentials)}`)
+      assert.equal(parsed.scheme, 'basic')
+    }),
+    { numRuns: 5000 },
+  )
+})
