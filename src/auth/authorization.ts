@@ -45,6 +45,9 @@ function bearerMalformed(message: string, internal: string): RestAuthError {
  */
 function exceedsCap(header: string): boolean {
   if (header.length > AUTHORIZATION_MAX_BYTES) return true
+  // UTF-8 takes at most 3 bytes per UTF-16 code unit: a value this short fits however it is read,
+  // and the scan below (a regular expression over every character) is skipped on every usual header
+  if (header.length * 3 <= AUTHORIZATION_MAX_BYTES) return false
   return ABOVE_LATIN1.test(header) && Buffer.byteLength(header, 'utf8') > AUTHORIZATION_MAX_BYTES
 }
 

@@ -215,6 +215,12 @@ test('size: a header over 8 KiB is header_too_large (RFC 6585 §5)', () => {
   throwsCode('!'.repeat(AUTHORIZATION_MAX_BYTES + 1), 'header_too_large')
   // A value of characters above latin-1 (not from the wire) is measured in UTF-8 bytes.
   throwsCode('Bearer ' + '€'.repeat(3000), 'header_too_large')
+  // the edge: 7 + 3 x 2,729 = 8,194 bytes is over; 7 + 3 x 2,728 = 8,191 is not (and is no b64token)
+  throwsCode('Bearer ' + '€'.repeat(2729), 'header_too_large')
+  throwsCode('Bearer ' + '€'.repeat(2728), 'bearer_malformed')
+  // 4-byte characters (two UTF-16 units each): 7 + 4 x 2,047 = 8,195 bytes
+  throwsCode('Bearer ' + '😀'.repeat(2047), 'header_too_large')
+  throwsCode('Bearer ' + '😀'.repeat(2046), 'bearer_malformed')
 })
 
 test('size: a header of exactly 8 KiB is parsed (RFC 6585 §5)', () => {
