@@ -11,7 +11,7 @@ import type { Clock } from '../../src/clock.ts'
 import { RestAuthError } from '../../src/errors.ts'
 import type { Store } from '../../src/store/store.ts'
 import { Keyring } from '../../src/tokens/keyring.ts'
-import { type TokenSettings, TokenService } from '../../src/tokens/tokens.ts'
+import { pastItsTime, type TokenSettings, TokenService } from '../../src/tokens/tokens.ts'
 import { freshStore } from '../helpers/fresh-store.ts'
 import { b64url, manualClock, signWithForeignKey, tamperSignature } from '../http/support.ts'
 
@@ -88,12 +88,68 @@ test('token cache: a cached token past exp + leeway is refused with token_expire
   assert.equal(late.claims.jti, claims.jti)
   assert.equal(f.keyring.lookups, 1, 'still a cache hit inside the leeway')
 
-  // exactly exp + leeway: the entry is no longer honoured, and the full check says expired
+  // exactly exp + leeway: the entry is no longer honoured; it says expired without a signature check
   f.clock.set((claims.exp + LEEWAY) * 1000)
   await assertRefused(f.tokens.verify(token), 'token_expired')
-  // and it stays refused (an expired token is not put back)
+  // and it stays refused (an expired token is never served again), still without cryptography
   f.clock.advance(3600)
   await assertRefused(f.tokens.verify(token), 'token_expired')
+  assert.equal(f.keyring.lookups, 1, 'an expired token is refused without a signature check')
+  assert.equal(f.tokens.peekVerified(token), undefined, 'memory never vouches for it')
+})
+
+test('token cache: an expired token never seen before (a restart) is refused without a signature check', async (t) => {
+  const f = await fixture(t)
+  const { token, claims } = await f.tokens.issue(7, f.clock.seconds())
+  // a new process: same keys, empty cache
+  const restarted = new TokenService(f.keyring, f.clock, SETTINGS)
+  f.clock.set((claims.exp + LEEWAY) * 1000 - 1)
+  await restarted.verify(token)
+  assert.equal(f.keyring.lookups, 1, 'inside the leeway: verified in full')
+  const again = new TokenService(f.keyring, f.clock, SETTINGS)
+  f.clock.set((claims.exp + LEEWAY) * 1000)
+  for (let i = 0; i < 3; i++) await assertRefused(again.verify(token), 'token_expired')
+  assert.equal(f.keyring.lookups, 1, 'past exp + leeway: refused from its claims alone')
+  // revocation and introspection still verify an expired token in full
+  assert.equal((await again.verify(token, { ignoreExpiry: true })).claims.jti, claims.jti)
+  assert.equal(f.keyring.lookups, 2)
+})
+
+test('token cache: an expired forgery is refused as expired, never accepted; an unexpired forgery is still checked in full', async (t) => {
+  const f = await fixture(t)
+  const genuine = await f.tokens.issue(7, f.clock.seconds())
+  const [header = '', payload = '', signature = ''] = genuine.token.split('.')
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>
+  const stale = `${header}.${b64url({ ...claims, exp: genuine.claims.exp - 3600 })}.${signature}`
+  await assertRefused(f.tokens.verify(stale), 'token_expired')
+  assert.equal(f.keyring.lookups, 0)
+  const later = `${header}.${b64url({ ...claims, exp: genuine.claims.exp + 60 })}.${signature}`
+  await assertRefused(f.tokens.verify(later), 'token_invalid')
+  assert.equal(f.keyring.lookups, 1, 'a forgery that is not expired is checked in full')
+})
+
+test('pastItsTime: jose\'s exp and maxTokenAge rules on the unverified claims; anything unreadable is not past its time', () => {
+  const settings = { ttl: 600, clockLeeway: 30 }
+  const now = 1_800_000_000
+  const jws = (claims: unknown) => `${b64url({ alg: 'ES256' })}.${b64url(claims)}.sig`
+  const cases: ReadonlyArray<readonly [string, string, boolean]> = [
+    ['exp inside the leeway', jws({ exp: now - 29, iat: now - 600 }), false],
+    ['exp exactly now - leeway (jose: exp <= now - tolerance)', jws({ exp: now - 30, iat: now - 600 }), true],
+    ['exp long past', jws({ exp: 0 }), true],
+    ['exp in the future', jws({ exp: now + 600, iat: now }), false],
+    ['iat older than ttl + leeway, far exp', jws({ exp: now + 3600, iat: now - 631 }), true],
+    ['iat exactly ttl + leeway ago', jws({ exp: now + 3600, iat: now - 630 }), false],
+    ['exp a string', jws({ exp: String(now - 3600) }), false],
+    ['exp not finite (1e999 parses to Infinity)', `${b64url({})}.${Buffer.from('{"exp":-1e999}').toString('base64url')}.s`, false],
+    ['no claims', jws({}), false],
+    ['payload an array', jws([1, 2]), false],
+    ['payload null', jws(null), false],
+    ['payload not JSON', `a.${Buffer.from('not json').toString('base64url')}.c`, false],
+    ['one segment', 'abc', false],
+    ['two segments', `a.${b64url({ exp: 0 })}`, false],
+    ['empty', '', false],
+  ]
+  for (const [what, token, expected] of cases) assert.equal(pastItsTime(token, now * 1000 + 999, settings), expected, what)
 })
 
 test('token cache: forgetVerified() drops every entry (the next verify checks the signature again)', async (t) => {
