@@ -18,7 +18,7 @@ import { BODY_LIMIT_BYTES, parseJsonBody } from './json-body.ts'
 import { errorHandler, PROBLEM_CONTENT_TYPE, sendProblem, toProblem } from './problem.ts'
 import { registerRoutes } from './routes.ts'
 import { registerTransport, securityHeaders } from './plugins/transport.ts'
-import { lazyChildLoggerFactory } from './request-logger.ts'
+import { fastifyLoggerOptions } from './request-logger.ts'
 import { problemSchema } from './schemas.ts'
 
 const PURGE_INTERVAL_MS = 10 * 60_000
@@ -159,8 +159,7 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
 
   const app = Fastify({
     ...(options.tls === undefined ? {} : { https: { cert: options.tls.cert, key: options.tls.key } }),
-    loggerInstance: logger as FastifyBaseLogger,
-    childLoggerFactory: lazyChildLoggerFactory,
+    ...fastifyLoggerOptions(logger as FastifyBaseLogger),
     // Fastify builds its per-request log arguments before the level check; skip them when info is off
     logController: new LogController({ disableRequestLogging: () => !logger.isLevelEnabled('info') }),
     bodyLimit: BODY_LIMIT_BYTES,

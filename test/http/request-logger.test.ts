@@ -10,10 +10,12 @@ import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import pino, { type Logger } from 'pino'
-import { createLogger, REDACT_PATHS } from '../../src/http/app.ts'
-import { LazyChildLogger, lazyChildLoggerFactory } from '../../src/http/request-logger.ts'
-import { startServer } from '../helpers/server.ts'
-import { STORES } from '../helpers/stores.ts'
+import { buildApp, createLogger, REDACT_PATHS } from '../../src/http/app.ts'
+import { fastifyLoggerOptions, LazyChildLogger, lazyChildLoggerFactory } from '../../src/http/request-logger.ts'
+import { loadConfig } from '../../src/config/load.ts'
+import { createStore } from '../../src/store/kysely-store.ts'
+import { FAST_ARGON2, startServer } from '../helpers/server.ts'
+import { freshDatabaseUrl, STORES } from '../helpers/stores.ts'
 import { expectJson, registerOk, STRONG, tokenOf } from './support.ts'
 
 type LogRecord = Record<string, unknown> & { readonly level: number; readonly msg?: string }
@@ -327,3 +329,59 @@ for (const kind of STORES) {
     assert.equal(requestLines(srv.logs().slice(before)).length, 0, srv.logs().slice(before))
   })
 }
+
+test('fastifyLoggerOptions: info or finer hands Fastify the logger; warn and above hands it none, and requests log through lazy children of ours', () => {
+  for (const level of ['info', 'debug'] as const) {
+    const { logger } = appLogger(level)
+    const options = fastifyLoggerOptions(logger as FastifyBaseLogger)
+    assert.ok('loggerInstance' in options && options.loggerInstance === logger, `${level}: Fastify gets the logger (its request lines)`)
+  }
+  const { logger, lines } = appLogger('warn')
+  const options = fastifyLoggerOptions(logger as FastifyBaseLogger)
+  assert.ok('logger' in options && options.logger === false, 'warn: Fastify gets no logger, so it does not time every response')
+  // Fastify calls the factory with its own null logger as the parent: the child must still be ours
+  const nullLogger = { ...(logger as FastifyBaseLogger), child: () => assert.fail('the null logger is never used') } as FastifyBaseLogger
+  const child = options.childLoggerFactory.call(undefined, nullLogger, { reqId: 'req-9' }, {})
+  assert.ok(child instanceof LazyChildLogger)
+  child.info('below the level')
+  assert.equal(lines.all().length, 0)
+  child.warn({ password: 'python-is-great-2026' }, 'handler warning')
+  const line = onlyLine(lines)
+  assert.equal(line.msg, 'handler warning')
+  assert.equal(line['reqId'], 'req-9')
+  assert.equal(line['password'], '[redacted]')
+})
+
+test('sqlite: at LOG_LEVEL=warn (Fastify without a logger) a request\'s own warning and a 500 are logged with the reqId, the 500 answered as problem+json', async (t) => {
+  const databaseUrl = await freshDatabaseUrl(t, 'sqlite')
+  assert.ok(databaseUrl !== undefined)
+  const { config } = loadConfig({ env: {}, overrides: { PORT: '0', LOG_LEVEL: 'warn', AUTH_RATE_LIMITS: 'off', ...FAST_ARGON2, DATABASE_URL: databaseUrl } })
+  const store = createStore(config.databaseUrl)
+  await store.migrate()
+  const lines = new Lines()
+  const { app } = await buildApp({ config, store, logger: createLogger(config.logLevel, lines.stream) })
+  app.get('/test/warn', async (request) => {
+    request.log.warn({ detail: 'x' }, 'handler warning')
+    return { ok: true }
+  })
+  app.get('/test/fail', async () => {
+    throw new Error('boom')
+  })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  t.after(async () => {
+    await app.close()
+    await store.close()
+  })
+  assert.equal((await fetch(`${url}/test/warn`)).status, 200)
+  const failed = await fetch(`${url}/test/fail`)
+  assert.equal(failed.status, 500)
+  assert.equal(failed.headers.get('content-type'), 'application/problem+json; charset=utf-8')
+  assert.ok(!(await failed.text()).includes('boom'), 'the error stays in the log')
+  const records = requestLines(lines.text())
+  const warning = records.find((r) => r.msg === 'handler warning')
+  const failure = records.find((r) => r.msg === 'request failed')
+  assert.ok(warning !== undefined && failure !== undefined, lines.text())
+  assert.notEqual(warning.reqId, failure.reqId, 'each line carries its own request\'s reqId')
+  assert.equal(failure.level, 50)
+  assert.equal(records.filter((r) => r.msg === 'incoming request' || r.msg === 'request completed').length, 0, 'no request lines below info')
+})
