@@ -88,6 +88,32 @@ test('username: canonicalize is idempotent on every single code point (RFC 8264 
   }
 })
 
+/** The RFC 8264 §7 mapping as the spec states it, every pass in full: the reference for the ASCII shortcut. */
+function mappedInFull(input: string): string {
+  let value = input
+  for (;;) {
+    const next = widthMap(value).toLowerCase().normalize('NFC')
+    if (next === value) return value
+    value = next
+  }
+}
+
+test('username: the ASCII shortcut gives the full mapping for every ASCII string', () => {
+  for (let a = 0; a < 0x80; a++) {
+    for (const b of [0x41, 0x5a, 0x61, 0x7a, 0x7f, 0x00, a]) {
+      const s = String.fromCharCode(a, b)
+      assert.equal(canonicalizeUsername(s), mappedInFull(s))
+    }
+  }
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary-ascii', maxLength: 40 }), (s) => canonicalizeUsername(s) === mappedInFull(s)),
+    { numRuns: 2000 },
+  )
+  // one character past ASCII takes the full path
+  assert.equal(canonicalizeUsername('MIGUEL\u0301'), mappedInFull('MIGUEL\u0301'))
+  assert.equal(canonicalizeUsername('MIGUEL\u0080'), 'miguel\u0080')
+})
+
 // --- Length: 1 to 32 code points (security baseline "Username"; REST-auth String(32)) -------------------
 
 test('username: 1 code point accepted, empty refused (RFC 8265 §3.4.3 "at least one character")', () => {
