@@ -12,7 +12,7 @@ import type { PasswordHasher } from '../passwords/hash.ts'
 import type { OAuthClient, RevocationState, Store, User } from '../store/store.ts'
 import type { TokenService, VerifiedToken } from '../tokens/tokens.ts'
 import type { AccessClaims } from '../tokens/claims.ts'
-import { looksLikeJwt, parseAuthorization } from './authorization.ts'
+import { decodeStrictBase64, looksLikeJwt, parseAuthorization, plainBasicCredentials } from './authorization.ts'
 import { canonicalizeUsername, USERNAME_MAX_CODE_POINTS } from './username.ts'
 import { NO_RATE_LIMITS, type RateLimiter } from '../ratelimit/throttle.ts'
 import type { MemoryState } from '../state/caching-store.ts'
@@ -59,6 +59,19 @@ interface CachedCredential {
 
 /** Bearer headers remembered with their token (at ~0.5 KB each, at most ~5 MB). */
 const BEARER_HEADERS_REMEMBERED = 10_000
+/** Tokens sent as the Basic username, remembered by their base64 (~1 KB each with the token, at most ~10 MB). */
+const BASIC_TOKENS_REMEMBERED = 10_000
+/** Distinct lengths of those base64 prefixes tried per request (tokens differ in length by their claims). */
+const BASIC_PREFIX_LENGTHS = 8
+
+/**
+ * A copy of a string that shares no memory with the one it came from. A slice of a decoded Basic header
+ * (the username) points into the whole decoded text, password part included: kept as a map key, it
+ * would keep that password part alive too. Only for ASCII/latin-1 text such as a token.
+ */
+function detached(text: string): string {
+  return Buffer.from(text, 'latin1').toString('latin1')
+}
 
 export class Authenticator {
   readonly #deps: AuthenticatorDeps
@@ -79,6 +92,16 @@ export class Authenticator {
    * (Basic headers, which may carry a password, are never remembered here).
    */
   readonly #bearerHeaders = new SuffixKeyedMap<string>(BEARER_HEADERS_REMEMBERED)
+  /**
+   * REST-auth's token as the Basic username, for tokens memory has verified: the base64 of the token's
+   * whole 3-byte groups (the first 4*floor(length/3) characters of every `Basic` header that carries
+   * it) → the token. Never the rest of the header, which encodes the token's last bytes, the ':' and
+   * the password part: that part is decoded (a few bytes) on each request and kept nowhere. A client
+   * sending its token this way then costs no decoding of the ~560-character credentials.
+   */
+  readonly #basicTokens = new SuffixKeyedMap<string>(BASIC_TOKENS_REMEMBERED)
+  /** The lengths of the prefixes in #basicTokens, most recently used first. */
+  readonly #basicPrefixLengths: number[] = []
 
   constructor(deps: AuthenticatorDeps) {
     this.#deps = deps
@@ -117,6 +140,11 @@ export class Authenticator {
     if (memory === undefined) return undefined
     const seen = this.#bearerHeaders.get(header)
     if (seen !== undefined) return this.#tokenFromMemory(seen, memory)
+    const credentials = this.#basicPrefixLengths.length === 0 ? undefined : plainBasicCredentials(header)
+    if (credentials !== undefined) {
+      const token = this.#rememberedBasicToken(credentials)
+      if (token !== undefined) return this.#tokenFromMemory(token, memory)
+    }
     let parsed: ReturnType<typeof parseAuthorization>
     try {
       parsed = parseAuthorization(header)
@@ -133,12 +161,52 @@ export class Authenticator {
     // skips the JWS shape check (a regular expression over ~400 characters) on the steady path.
     if (parsed.username.length > USERNAME_MAX_CODE_POINTS) {
       const known = this.#tokenFromMemory(parsed.username, memory)
-      if (known !== undefined) return known
+      if (known !== undefined) {
+        this.#rememberBasicToken(header, parsed.username)
+        return known
+      }
     }
     if (looksLikeJwt(parsed.username)) return undefined
     const limiter = this.#deps.rateLimiter
     if (limiter !== undefined && limiter !== NO_RATE_LIMITS) return undefined
     return this.#passwordFromMemory(parsed.username, parsed.password, memory)
+  }
+
+  /**
+   * The token these Basic credentials carry as their username, if it is one remembered: the prefix
+   * matches a remembered token's base64 exactly, and the rest is strict base64 of the token's last
+   * bytes, ':' and anything. Base64 decodes in independent 4-character groups, so this is what decoding
+   * the whole text would give (the full parse accepts exactly these credentials, with this username).
+   */
+  #rememberedBasicToken(credentials: string): string | undefined {
+    const lengths = this.#basicPrefixLengths
+    for (let i = 0; i < lengths.length; i++) {
+      const length = lengths[i] as number
+      if (credentials.length <= length) continue
+      const token = this.#basicTokens.get(credentials.slice(0, length))
+      if (token === undefined) continue
+      const rest = decodeStrictBase64(credentials.slice(length))
+      const end = (length / 4) * 3
+      if (rest === undefined || !rest.startsWith(token.slice(end)) || rest.charCodeAt(token.length - end) !== 0x3a) return undefined
+      if (i > 0) lengths.unshift(...lengths.splice(i, 1))
+      return token
+    }
+    return undefined
+  }
+
+  /** After memory vouched for `token` sent as the Basic username of `header`. */
+  #rememberBasicToken(header: string, token: string): void {
+    const credentials = plainBasicCredentials(header)
+    const whole = Math.floor(token.length / 3) * 3
+    if (credentials === undefined || whole === 0) return
+    // built from the token, not cut from the header: it shares no memory with the password part
+    const prefix = Buffer.from(token.slice(0, whole), 'latin1').toString('base64')
+    if (!credentials.startsWith(prefix)) return
+    this.#basicTokens.set(prefix, detached(token))
+    const lengths = this.#basicPrefixLengths
+    if (lengths.includes(prefix.length)) return
+    lengths.unshift(prefix.length)
+    if (lengths.length > BASIC_PREFIX_LENGTHS) lengths.pop()
   }
 
   #tokenFromMemory(token: string, memory: MemoryState): TokenPrincipal | undefined {
@@ -173,7 +241,7 @@ export class Authenticator {
     if (parsed.scheme === 'bearer') return this.#byToken(parsed.token)
     // REST-auth: a token in the username position, any password. A token cannot be a username
     // (usernames are at most 32 characters and never hold a JWS's shape at that length).
-    if (looksLikeJwt(parsed.username)) return this.#byToken(parsed.username)
+    if (looksLikeJwt(parsed.username)) return this.#byToken(detached(parsed.username))
     return this.#byPassword(parsed.username, parsed.password, ip)
   }
 

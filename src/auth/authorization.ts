@@ -82,7 +82,7 @@ const SCRATCH = Buffer.alloc(Math.ceil(AUTHORIZATION_MAX_BYTES / 4) * 3)
  * bits), decoded and read as UTF-8 (RFC 7617 §2.1); bytes that are not valid UTF-8 are read as latin-1,
  * as Flask-HTTPAuth does.
  */
-function decodeStrictBase64(text: string): string | undefined {
+export function decodeStrictBase64(text: string): string | undefined {
   // Node's decoder is lenient (it skips characters outside the alphabet, takes '-' and '_', stops at
   // '='), so strictness is checked by the round trip: the text must be the canonical encoding of the
   // bytes it decoded to, with or without its padding. One pass in C++ each way instead of a regular
@@ -168,6 +168,19 @@ export function parseAuthorization(header: string): ParsedAuthorization {
     default:
       throw malformed('Unsupported authentication scheme; use Bearer or Basic.', 'unknown auth-scheme')
   }
+}
+
+/**
+ * The credentials of a header in the plain form `Basic <credentials>` (scheme in any case, one space, no
+ * surrounding whitespace, short enough that the size cap cannot apply): `parseAuthorization` would read the
+ * same text as this. Undefined for every other form, which then takes the full parse.
+ */
+export function plainBasicCredentials(header: string): string | undefined {
+  if (header.length * 3 > AUTHORIZATION_MAX_BYTES || header.length < 7 || header.charCodeAt(5) !== 0x20) return undefined
+  if (!header.startsWith('Basic') && header.slice(0, 5).toLowerCase() !== 'basic') return undefined
+  const last = header.charCodeAt(header.length - 1)
+  if (isOws(last) || isOws(header.charCodeAt(6))) return undefined
+  return header.slice(6)
 }
 
 /** Compact JWS shape (RFC 7515 §7.1): three non-empty base64url segments, longer than any username (32). */

@@ -15,6 +15,7 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import type { Principal } from '../../src/auth/authenticate.ts'
+import { parseAuthorization } from '../../src/auth/authorization.ts'
 import { loadConfig } from '../../src/config/load.ts'
 import { RestAuthError } from '../../src/errors.ts'
 import { hashClientSecret, newClientId, newClientSecret } from '../../src/oauth/clients.ts'
@@ -146,6 +147,90 @@ test('fromMemory: warmed through the token as Basic username, the Bearer form is
   assert.deepEqual(f.runtime.authenticator.fromMemory(tokenAsBasic(f.token)), read)
   assert.deepEqual(f.runtime.authenticator.fromMemory(basicHeader(f.token, 'another password')), read, 'the password is ignored')
   assert.deepEqual(f.runtime.authenticator.fromMemory(bearer(f.token)), read)
+})
+
+test('fromMemory: the token as Basic username, once answered, is found by the base64 of its whole 3-byte groups: every password part and token length', async (t) => {
+  const f = await fixture(t)
+  const auth = f.runtime.authenticator
+  // Tokens issued when the times have 10, 11 and 12 digits are 4 characters apart (iat, exp and
+  // auth_time grow by one digit each): tokens of every length modulo 3, the point where the base64 splits.
+  const parts = ['', 'x', 'unused', 'ünïcödé', ':', 'a:b', 'p'.repeat(300), '\u0000', '🔑']
+  const residues = new Set<number>()
+  let tokens: string[] = []
+  for (const era of [0, 10_000_000_000, 100_000_000_000]) {
+    if (era > f.clock.seconds()) f.clock.advance(era - f.clock.seconds())
+    tokens = [(await f.runtime.tokens.issue(f.user.id, f.clock.seconds())).token, (await f.runtime.tokens.issue(f.user.id, f.clock.seconds())).token]
+    for (const token of tokens) residues.add(token.length % 3)
+    await eraChecks(tokens)
+  }
+  assert.equal(residues.size, 3, 'tokens of all three lengths modulo 3')
+
+  async function eraChecks(tokens: readonly string[]): Promise<void> {
+    for (const token of tokens) {
+      const read = await auth.authenticate(tokenAsBasic(token))
+      assertUserToken(read, f.user)
+      assert.equal(read.claims.jti, (await f.runtime.tokens.verify(token)).claims.jti)
+      assert.deepEqual(auth.fromMemory(tokenAsBasic(token)), read, 'parsed, then remembered')
+      for (const part of parts) {
+        const header = basicHeader(token, part)
+        assert.deepEqual(auth.fromMemory(header), read, `password part ${JSON.stringify(part.slice(0, 10))}`)
+        assert.deepEqual(auth.fromMemory(header.replace(/=+$/, '')), read, 'base64 padding is optional')
+        assert.deepEqual(auth.fromMemory(`bAsIc ${header.slice(6)}`), read, 'the scheme in any case')
+      }
+      // a password part that is not UTF-8: the full parse reads the whole text as latin-1, the token alike
+      const latin1 = `Basic ${Buffer.concat([Buffer.from(`${token}:`), Buffer.from([0xff, 0xfe, 0x80])]).toString('base64')}`
+      assert.deepEqual(auth.fromMemory(latin1), read)
+      // forms the shortcut leaves to the full parse, which trims and skips spaces
+      assert.deepEqual(auth.fromMemory(`${tokenAsBasic(token)} `), read)
+      assert.deepEqual(auth.fromMemory(`Basic   ${tokenAsBasic(token).slice(6)}`), read)
+      assert.deepEqual(auth.fromMemory(`\t${tokenAsBasic(token)}`), read)
+    }
+
+    // near misses of a remembered token: memory says nothing, and the full parse decides as before
+    for (const token of tokens) {
+      const good = tokenAsBasic(token).slice(6)
+      // the last character carries padding bits, which a base64url decoder may ignore: change the one before
+      const lateChanged = `${token.slice(0, -2)}${token.at(-2) === 'A' ? 'B' : 'A'}${token.slice(-1)}`
+      const misses: Array<[string, string]> = [
+        [basicHeader(`${token}x`, 'x'), 'token_invalid'],
+        [basicHeader(token.slice(0, -1), 'x'), 'token_invalid'],
+        [basicHeader(lateChanged, 'x'), 'token_invalid'],
+        [basicHeader(tamperSignature(token), 'x'), 'token_invalid'],
+        [`Basic ${Buffer.from(token).toString('base64')}`, 'authorization_malformed'],
+        [`Basic ${good}!`, 'authorization_malformed'],
+        [`Basic ${good}==`, 'authorization_malformed'],
+        [`Basic ${good.slice(0, -2)}*${good.slice(-2)}`, 'authorization_malformed'],
+      ]
+      for (const [header, code] of misses) {
+        assert.equal(auth.fromMemory(header), undefined, `${code}: ${header.slice(-12)}`)
+        await assertRefused(auth.authenticate(header), code)
+      }
+      // Cut short by one to three characters: whatever the full parse makes of it, memory answers the same
+      const read = await auth.authenticate(tokenAsBasic(token))
+      for (let cut = 1; cut <= 3; cut++) {
+        const header = `Basic ${good.slice(0, -cut)}`
+        const parsed = (() => {
+          try {
+            return parseAuthorization(header)
+          } catch {
+            return undefined
+          }
+        })()
+        if (parsed?.scheme === 'basic' && parsed.username === token) assert.deepEqual(auth.fromMemory(header), read, `cut ${cut}`)
+        else assert.equal(auth.fromMemory(header), undefined, `cut ${cut}`)
+      }
+    }
+  }
+
+  // the remembered prefix answers only what memory knows now: revoked, it vouches for nothing
+  const [first] = tokens
+  assert.ok(first !== undefined)
+  const claims = (await f.runtime.tokens.verify(first)).claims
+  await f.cache.revokeJti(claims.jti, claims.sub, (claims.exp + f.runtime.config.clockLeeway) * 1000, f.clock.now())
+  assert.equal(auth.fromMemory(tokenAsBasic(first)), undefined)
+  await assertRefused(auth.authenticate(tokenAsBasic(first)), 'token_revoked')
+  // the others are still remembered
+  for (const token of tokens.slice(1)) assertUserToken(auth.fromMemory(basicHeader(token, 'y')), f.user)
 })
 
 test('fromMemory: a Bearer header answered before is remembered with its token, and still answers only what memory knows now', async (t) => {
