@@ -190,7 +190,7 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
     }
   })
 
-  registerTransport(app, config)
+  registerTransport(app, config, { tls: options.tls !== undefined })
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, new RestAuthError('not_found', `No route for ${request.method} ${request.url.split('?')[0] ?? ''}.`)),
