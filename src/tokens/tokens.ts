@@ -71,11 +71,13 @@ export class TokenService {
   }
 
   async issueFor(spec: IssueSpec): Promise<IssuedToken> {
+    // one reading of the clock: a second boundary crossed while signing must not make `duration` 599
+    const now = this.#clock.now()
     const claims = buildAccessClaims({
       ...spec,
       issuer: this.settings.issuer,
       audience: this.settings.audience,
-      now: this.#clock.now(),
+      now,
       ttl: this.settings.ttl,
       jti: randomUUID(),
     })
@@ -83,7 +85,7 @@ export class TokenService {
     const token = await new SignJWT({ ...claims })
       .setProtectedHeader({ alg: TOKEN_ALG, kid, typ: ACCESS_TOKEN_TYP })
       .sign(key)
-    return { token, expiresIn: claims.exp - Math.floor(this.#clock.now() / 1000), claims }
+    return { token, expiresIn: claims.exp - Math.floor(now / 1000), claims }
   }
 
   /**

@@ -229,3 +229,18 @@ for (const kind of STORES) {
     assert.equal((await tokens.verify(genuine.token)).claims.sub, '1')
   })
 }
+
+test('sqlite: issue() reports the lifetime against the same instant as iat: a clock crossing a second while the token is signed still gives expiresIn = ttl', async (t) => {
+  const fresh = await freshStore(t, 'sqlite')
+  if (fresh === undefined) return
+  const ring = keyring(fresh.store)
+  await ring.init()
+  // every reading is 999 ms after the last, so any second reading of it lands in another second
+  let ms = Math.floor(Date.now() / 1000) * 1000
+  const ticking: Clock = { now: () => (ms += 999) }
+  for (let i = 0; i < 3; i++) {
+    const issued = await service(ring, ticking).issue(1, nowSeconds())
+    assert.equal(issued.expiresIn, SETTINGS.ttl)
+    assert.equal(issued.claims.exp - issued.claims.iat, SETTINGS.ttl)
+  }
+})
