@@ -18,7 +18,7 @@ import { BODY_LIMIT_BYTES, parseJsonBody } from './json-body.ts'
 import { errorHandler, PROBLEM_CONTENT_TYPE, sendProblem, toProblem } from './problem.ts'
 import { registerRoutes } from './routes.ts'
 import { registerTransport, securityHeaders } from './plugins/transport.ts'
-import { fastifyLoggerOptions } from './request-logger.ts'
+import { requestLogging } from './request-logger.ts'
 import { problemSchema } from './schemas.ts'
 
 const PURGE_INTERVAL_MS = 10 * 60_000
@@ -157,9 +157,10 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
   })
   feed?.onReset(() => runtime.tokens.forgetVerified())
 
+  const logging = requestLogging(logger as FastifyBaseLogger)
   const app = Fastify({
     ...(options.tls === undefined ? {} : { https: { cert: options.tls.cert, key: options.tls.key } }),
-    ...fastifyLoggerOptions(logger as FastifyBaseLogger),
+    ...logging.fastify,
     // Fastify builds its per-request log arguments before the level check; skip them when info is off
     logController: new LogController({ disableRequestLogging: () => !logger.isLevelEnabled('info') }),
     bodyLimit: BODY_LIMIT_BYTES,
@@ -175,7 +176,10 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
     // Router-level refusals (bad percent-encoding, over-long path parameter) would otherwise be answered
     // by Fastify itself as plain JSON that echoes the path; send them through the problem pipeline too.
     // These replies skip the hooks, so they get the security headers here.
-    frameworkErrors: (error, request, reply) => errorHandler(error, request, securityHeaders(request, reply)),
+    frameworkErrors: (error, request, reply) => {
+      logging.attach?.(request, reply)
+      return errorHandler(error, request, securityHeaders(request, reply))
+    },
   })
   app.server.headersTimeout = 60_000
   app.decorateRequest('principal', undefined)
@@ -190,6 +194,14 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
     }
   })
 
+  // The first onRequest step: every later step, handler and error handler logs through it.
+  const attachLogger = logging.attach
+  if (attachLogger !== undefined) {
+    app.addHook('onRequest', function requestLogger(request, reply, done) {
+      attachLogger(request, reply)
+      done()
+    })
+  }
   registerTransport(app, config, { tls: options.tls !== undefined })
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler((request, reply) =>

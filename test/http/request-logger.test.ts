@@ -8,10 +8,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import pino, { type Logger } from 'pino'
 import { buildApp, createLogger, REDACT_PATHS } from '../../src/http/app.ts'
-import { fastifyLoggerOptions, LazyChildLogger, lazyChildLoggerFactory } from '../../src/http/request-logger.ts'
+import { LazyChildLogger, lazyChildLoggerFactory, requestLogging } from '../../src/http/request-logger.ts'
 import { loadConfig } from '../../src/config/load.ts'
 import { createStore } from '../../src/store/kysely-store.ts'
 import { FAST_ARGON2, startServer } from '../helpers/server.ts'
@@ -330,22 +330,28 @@ for (const kind of STORES) {
   })
 }
 
-test('fastifyLoggerOptions: info or finer hands Fastify the logger; warn and above hands it none, and requests log through lazy children of ours', () => {
+test('requestLogging: info or finer hands Fastify the logger and the lazy factory; warn and above hands it none, and attach gives a request and its reply a lazy child of ours', () => {
   for (const level of ['info', 'debug'] as const) {
     const { logger } = appLogger(level)
-    const options = fastifyLoggerOptions(logger as FastifyBaseLogger)
-    assert.ok('loggerInstance' in options && options.loggerInstance === logger, `${level}: Fastify gets the logger (its request lines)`)
+    const logging = requestLogging(logger as FastifyBaseLogger)
+    assert.ok('loggerInstance' in logging.fastify && logging.fastify.loggerInstance === logger, `${level}: Fastify gets the logger (its request lines)`)
+    assert.ok('childLoggerFactory' in logging.fastify && logging.fastify.childLoggerFactory === lazyChildLoggerFactory)
+    assert.equal(logging.attach, undefined, `${level}: Fastify's own children are used`)
   }
   const { logger, lines } = appLogger('warn')
-  const options = fastifyLoggerOptions(logger as FastifyBaseLogger)
-  assert.ok('logger' in options && options.logger === false, 'warn: Fastify gets no logger, so it does not time every response')
-  // Fastify calls the factory with its own null logger as the parent: the child must still be ours
-  const nullLogger = { ...(logger as FastifyBaseLogger), child: () => assert.fail('the null logger is never used') } as FastifyBaseLogger
-  const child = options.childLoggerFactory.call(undefined, nullLogger, { reqId: 'req-9' }, {})
-  assert.ok(child instanceof LazyChildLogger)
-  child.info('below the level')
+  const logging = requestLogging(logger as FastifyBaseLogger)
+  assert.deepEqual(logging.fastify, { logger: false }, 'warn: no logger and no factory, so Fastify neither times every response nor validates a child per request')
+  assert.ok(logging.attach !== undefined)
+  // what Fastify hands a request without a logger: its null logger, on the request and the reply
+  const nullLogger = { child: () => assert.fail('the null logger is never used') } as unknown as FastifyBaseLogger
+  const request = { id: 'req-9', log: nullLogger } as unknown as FastifyRequest
+  const reply = { log: nullLogger } as unknown as FastifyReply
+  logging.attach(request, reply)
+  assert.ok(request.log instanceof LazyChildLogger)
+  assert.equal(reply.log, request.log, 'the reply logs through the same child')
+  request.log.info('below the level')
   assert.equal(lines.all().length, 0)
-  child.warn({ password: 'python-is-great-2026' }, 'handler warning')
+  reply.log.warn({ password: 'python-is-great-2026' }, 'handler warning')
   const line = onlyLine(lines)
   assert.equal(line.msg, 'handler warning')
   assert.equal(line['reqId'], 'req-9')
