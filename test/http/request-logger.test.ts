@@ -373,12 +373,14 @@ test('sqlite: at LOG_LEVEL=warn (Fastify without a logger) a request\'s own warn
   app.get('/test/fail', async () => {
     throw new Error('boom')
   })
+  app.get('/test/logger', async (request, reply) => ({ lazy: request.log instanceof LazyChildLogger, same: reply.log === request.log }))
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => {
     await app.close()
     await store.close()
   })
   assert.equal((await fetch(`${url}/test/warn`)).status, 200)
+  assert.deepEqual(await (await fetch(`${url}/test/logger`)).json(), { lazy: true, same: true }, 'a request and its reply log through our lazy child, not Fastify\'s null logger')
   const failed = await fetch(`${url}/test/fail`)
   assert.equal(failed.status, 500)
   assert.equal(failed.headers.get('content-type'), 'application/problem+json; charset=utf-8')
