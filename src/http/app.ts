@@ -19,6 +19,7 @@ import { errorHandler, PROBLEM_CONTENT_TYPE, sendProblem, toProblem } from './pr
 import { registerRoutes } from './routes.ts'
 import { registerTransport, securityHeaders } from './plugins/transport.ts'
 import { requestLogging } from './request-logger.ts'
+import { staticHeaderResponse } from './static-headers.ts'
 import { problemSchema } from './schemas.ts'
 
 const PURGE_INTERVAL_MS = 10 * 60_000
@@ -159,7 +160,10 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
 
   const logging = requestLogging(logger as FastifyBaseLogger)
   const app = Fastify({
-    ...(options.tls === undefined ? {} : { https: { cert: options.tls.cert, key: options.tls.key } }),
+    // Responses carry X-Content-Type-Options and Referrer-Policy in their header block from the start
+    ...(options.tls === undefined
+      ? staticHeaderResponse === undefined ? {} : { http: { ServerResponse: staticHeaderResponse } }
+      : { https: { cert: options.tls.cert, key: options.tls.key, ...(staticHeaderResponse === undefined ? {} : { ServerResponse: staticHeaderResponse }) } }),
     ...logging.fastify,
     // Fastify builds its per-request log arguments before the level check; skip them when info is off
     logController: new LogController({ disableRequestLogging: () => !logger.isLevelEnabled('info') }),

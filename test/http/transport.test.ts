@@ -132,6 +132,9 @@ test('HTTPS: every response carries Strict-Transport-Security max-age=31536000; 
     const res = await overHttps(srv, method, path, headers)
     assert.equal(res.status, status, `${method} ${path}: ${res.body}`)
     assert.equal(res.headers['strict-transport-security'], HSTS, `${method} ${path} → ${status}`)
+    // from the header block of our ServerResponse, which the HTTPS server uses too: once each
+    assert.equal(res.headers['x-content-type-options'], 'nosniff', `${method} ${path} → ${status}`)
+    assert.equal(res.headers['referrer-policy'], 'no-referrer', `${method} ${path} → ${status}`)
   }
 })
 

@@ -9,6 +9,7 @@ import type { Config } from '../../config/schema.ts'
 import { RestAuthError } from '../../errors.ts'
 import { oauthErrorBody } from '../handlers/oauth.ts'
 import { sendProblem } from '../problem.ts'
+import { hasStaticHeaders } from '../static-headers.ts'
 
 /** ASVS 3.4.1: a year, subdomains included (sent only on HTTPS responses, RFC 6797 §7.2). */
 export const HSTS = 'max-age=31536000; includeSubDomains'
@@ -35,12 +36,15 @@ export function securityHeaders(request: FastifyRequest, reply: FastifyReply): F
 const API_PREFIX = '/api/'
 
 /**
- * The headers of every answer. Names in lower case: Fastify lower-cases each name it is given, and
- * these run on every request.
+ * The headers of every answer. The two that never vary are already in the header block of responses
+ * made by our server (static-headers.ts); others (`app.inject`) get them here. Names in lower case:
+ * Fastify lower-cases each name it is given, and these run on every request.
  */
 function commonHeaders(request: FastifyRequest, reply: FastifyReply, httpsPossible = true): void {
-  reply.header('x-content-type-options', 'nosniff')
-  reply.header('referrer-policy', 'no-referrer')
+  if (!hasStaticHeaders(reply.raw)) {
+    reply.header('x-content-type-options', 'nosniff')
+    reply.header('referrer-policy', 'no-referrer')
+  }
   if (httpsPossible && request.protocol === 'https') reply.header('strict-transport-security', HSTS)
 }
 
