@@ -198,15 +198,9 @@ export async function buildApp(options: BuildAppOptions): Promise<RestAuthApp> {
     }
   })
 
-  // The first onRequest step: every later step, handler and error handler logs through it.
-  const attachLogger = logging.attach
-  if (attachLogger !== undefined) {
-    app.addHook('onRequest', function requestLogger(request, reply, done) {
-      attachLogger(request, reply)
-      done()
-    })
-  }
-  registerTransport(app, config, { tls: options.tls !== undefined })
+  // The first onRequest step, and in it first the request's logger (below info): every later step,
+  // handler and error handler logs through it.
+  registerTransport(app, config, { tls: options.tls !== undefined, first: logging.attach })
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, new RestAuthError('not_found', `No route for ${request.method} ${request.url.split('?')[0] ?? ''}.`)),

@@ -58,6 +58,18 @@ function apiNoStore(_request: FastifyRequest, reply: FastifyReply, done: HookHan
   done()
 }
 
+/**
+ * The default no-store folded into the route's own first onRequest step (its authentication, on most
+ * /api/ routes): one hook step fewer per request than apiNoStore running as a step of its own. The
+ * step keeps its own style: its result (a promise, for an async step) is Fastify's to wait for.
+ */
+function withApiNoStore(step: onRequestHookHandler): onRequestHookHandler {
+  return function apiNoStoreThen(this: FastifyInstance, request, reply, done) {
+    reply.header('cache-control', 'no-store')
+    return step.call(this, request, reply, done)
+  }
+}
+
 function routeOf(request: FastifyRequest): string {
   return request.routeOptions.url ?? request.url
 }
@@ -80,7 +92,16 @@ const CORS_EXPOSE = 'WWW-Authenticate, Retry-After, Location'
  * (`request.protocol` honours X-Forwarded-Proto only from trusted proxies), so the per-request protocol
  * check for HSTS, a getter chain through the socket that costs ~2% of a request, is skipped.
  */
-export function registerTransport(app: FastifyInstance, config: Config, options: { readonly tls: boolean }): void {
+export interface TransportOptions {
+  readonly tls: boolean
+  /**
+   * Run first, before the transport rules, in the same onRequest step (one step fewer per request
+   * than a hook of its own): the app gives each request its logger here.
+   */
+  readonly first?: ((request: FastifyRequest, reply: FastifyReply) => void) | undefined
+}
+
+export function registerTransport(app: FastifyInstance, config: Config, options: TransportOptions): void {
   const allowed = new Set(config.corsOrigins)
   const httpsPossible = options.tls || config.trustProxy.length > 0
 
@@ -89,11 +110,14 @@ export function registerTransport(app: FastifyInstance, config: Config, options:
   app.addHook('onRoute', (route) => {
     if (!route.url.startsWith(API_PREFIX)) return
     const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
-    route.onRequest = [apiNoStore as onRequestHookHandler, ...own]
+    const [head, ...rest] = own
+    route.onRequest = head === undefined ? [apiNoStore as onRequestHookHandler] : [withApiNoStore(head), ...rest]
   })
 
   // callback style, not async: it runs on every request, and a promise per hook is measurable
+  const first = options.first
   app.addHook('onRequest', function transportRules(request, reply, done) {
+    if (first !== undefined) first(request, reply)
     commonHeaders(request, reply, httpsPossible)
     // no route matched: the URL as sent is all there is
     if (request.is404 && request.url.startsWith(API_PREFIX)) reply.header('cache-control', 'no-store')
