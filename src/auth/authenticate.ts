@@ -12,7 +12,7 @@ import type { PasswordHasher } from '../passwords/hash.ts'
 import type { OAuthClient, RevocationState, Store, User } from '../store/store.ts'
 import type { TokenService, VerifiedToken } from '../tokens/tokens.ts'
 import type { AccessClaims } from '../tokens/claims.ts'
-import { decodeStrictBase64, looksLikeJwt, parseAuthorization, plainBasicCredentials } from './authorization.ts'
+import { looksLikeJwt, parseAuthorization, plainBasicCredentials, strictBase64StartsWith } from './authorization.ts'
 import { canonicalizeUsername, USERNAME_MAX_CODE_POINTS } from './username.ts'
 import { NO_RATE_LIMITS, type RateLimiter } from '../ratelimit/throttle.ts'
 import type { MemoryState } from '../state/caching-store.ts'
@@ -185,9 +185,8 @@ export class Authenticator {
       if (credentials.length <= length) continue
       const token = this.#basicTokens.get(credentials.slice(0, length))
       if (token === undefined) continue
-      const rest = decodeStrictBase64(credentials.slice(length))
-      const end = (length / 4) * 3
-      if (rest === undefined || !rest.startsWith(token.slice(end)) || rest.charCodeAt(token.length - end) !== 0x3a) return undefined
+      // the token's last bytes (at most two) and the ':' of the password part that follows
+      if (!strictBase64StartsWith(credentials.slice(length), `${token.slice((length / 4) * 3)}:`)) return undefined
       if (i > 0) lengths.unshift(...lengths.splice(i, 1))
       return token
     }

@@ -6,8 +6,10 @@ import {
   AUTHORIZATION_MAX_BYTES,
   BASIC_CHALLENGE,
   bearerChallenge,
+  decodeStrictBase64,
   looksLikeJwt,
   parseAuthorization,
+  strictBase64StartsWith,
 } from '../../src/auth/authorization.ts'
 import { RestAuthError, type ErrorCode } from '../../src/errors.ts'
 
@@ -416,5 +418,51 @@ test('property: Basic credentials are accepted exactly when they are strict base
       assert.equal(parsed.scheme, 'basic')
     }),
     { numRuns: 5000 },
+  )
+})
+
+test('strictBase64StartsWith: fixed cases (the check of a remembered token\'s last bytes and ":")', () => {
+  const text = (bytes: string) => Buffer.from(bytes, 'latin1').toString('base64')
+  assert.equal(strictBase64StartsWith(text('ab:x'), 'ab:'), true)
+  assert.equal(strictBase64StartsWith(text('ab:x').replace(/=+$/, ''), 'ab:'), true, 'padding is optional')
+  assert.equal(strictBase64StartsWith(text(':'), ':'), true, 'an empty password')
+  assert.equal(strictBase64StartsWith(text('a:'), 'a:'), true)
+  assert.equal(strictBase64StartsWith(text('ab:'), 'ab:'), true)
+  assert.equal(strictBase64StartsWith(text('ab:'), 'ab:x'), false, 'fewer bytes than expected')
+  assert.equal(strictBase64StartsWith(text('a'), 'a\u00ff'), false, 'nothing is read past the last byte')
+  assert.equal(strictBase64StartsWith(text('ac:x'), 'ab:'), false)
+  assert.equal(strictBase64StartsWith(text('abx'), 'ab:'), false, 'no colon after the token')
+  assert.equal(strictBase64StartsWith('', ':'), false)
+  assert.equal(strictBase64StartsWith('', ''), false, 'no byte at all is not base64 credentials')
+  for (const bad of ['Og=', 'Ogx==', 'Oh==', 'Og===', 'O', 'O g=', 'Og-_', '=Og=', 'Og==Og==', 'Ogé=']) {
+    assert.equal(strictBase64StartsWith(bad, ':'), false, JSON.stringify(bad))
+  }
+  // the password part may hold any bytes, a long one too
+  assert.equal(strictBase64StartsWith(text(`x:${'\u00ff\u0000'.repeat(500)}`), 'x:'), true)
+})
+
+test('strictBase64StartsWith: answers as decodeStrictBase64 and a comparison of the decoded bytes (property)', () => {
+  const strictReference = (text: string) => strictBase64(text) && decodeStrictBase64(text) !== undefined
+  const texts = fc
+    .tuple(fc.uint8Array({ minLength: 0, maxLength: 12 }), fc.boolean(), fc.nat(), fc.constantFrom('A', 'Q', 'g', '/', '+', '=', '-', '_', ' ', 'é', '\u0100'), fc.constantFrom('swap', 'insert', 'drop', 'none', 'none'))
+    .map(([bytes, padded, at, ch, edit]) => {
+      let text = Buffer.from(bytes).toString('base64')
+      if (!padded) text = text.replace(/=+$/, '')
+      const i = at % (text.length + 1)
+      if (edit === 'swap') text = text.slice(0, i) + ch + text.slice(i + 1)
+      if (edit === 'insert') text = text.slice(0, i) + ch + text.slice(i)
+      if (edit === 'drop') text = text.slice(0, i) + text.slice(i + 1)
+      return text
+    })
+  fc.assert(
+    fc.property(texts, fc.uint8Array({ minLength: 0, maxLength: 4 }), fc.boolean(), (text, guess, fromText) => {
+      // expected bytes: often the text's own first bytes (a match), else made up
+      const decoded = Buffer.from(text, 'base64')
+      const expected = fromText ? decoded.subarray(0, guess.length).toString('latin1') : Buffer.from(guess).toString('latin1')
+      assert.equal(strictBase64(text), decodeStrictBase64(text) !== undefined, `the reference disagrees on ${JSON.stringify(text)}`)
+      const want = strictReference(text) && decoded.length >= expected.length && decoded.subarray(0, expected.length).toString('latin1') === expected
+      assert.equal(strictBase64StartsWith(text, expected), want, `${JSON.stringify(text)} starts with ${JSON.stringify(expected)}`)
+    }),
+    { numRuns: 20_000 },
   )
 })
