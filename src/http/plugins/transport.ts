@@ -9,7 +9,7 @@ import type { Config } from '../../config/schema.ts'
 import { RestAuthError } from '../../errors.ts'
 import { oauthErrorBody } from '../handlers/oauth.ts'
 import { sendProblem } from '../problem.ts'
-import { hasStaticHeaders } from '../static-headers.ts'
+import { defaultToNoStore, hasStaticHeaders } from '../static-headers.ts'
 
 /** ASVS 3.4.1: a year, subdomains included (sent only on HTTPS responses, RFC 6797 §7.2). */
 export const HSTS = 'max-age=31536000; includeSubDomains'
@@ -54,8 +54,13 @@ function commonHeaders(request: FastifyRequest, reply: FastifyReply, httpsPossib
  * (Fastify builds a fresh routeOptions object at each read).
  */
 function apiNoStore(_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-  reply.header('cache-control', 'no-store')
+  noStore(reply)
   done()
+}
+
+/** The default no-store: written with the header block where our server can (static-headers.ts), else set now. */
+function noStore(reply: FastifyReply): void {
+  if (!defaultToNoStore(reply.raw)) reply.header('cache-control', 'no-store')
 }
 
 /**
@@ -65,7 +70,7 @@ function apiNoStore(_request: FastifyRequest, reply: FastifyReply, done: HookHan
  */
 function withApiNoStore(step: onRequestHookHandler): onRequestHookHandler {
   return function apiNoStoreThen(this: FastifyInstance, request, reply, done) {
-    reply.header('cache-control', 'no-store')
+    noStore(reply)
     return step.call(this, request, reply, done)
   }
 }
