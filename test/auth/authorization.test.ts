@@ -366,6 +366,17 @@ test('property: a b64token Bearer credential is returned unchanged (RFC 6750 §2
  * RFC 4648 strict base64 as a grammar, the model the decoder's round-trip check must agree with:
  * alphabet only, padding absent or exactly filling the last group, and zero unused bits (§3.5).
  */
+/** The base64 of `bytes` (padded or not), with one character at `at` swapped for `ch`, added or dropped. */
+function nearBase64(bytes: Buffer, padded: boolean, at: number, ch: string, edit: 'swap' | 'insert' | 'drop' | 'none'): string {
+  let text = bytes.toString('base64')
+  if (!padded) text = text.replace(/=+$/, '')
+  const i = at % (text.length + 1)
+  if (edit === 'swap') text = text.slice(0, i) + ch + text.slice(i + 1)
+  if (edit === 'insert') text = text.slice(0, i) + ch + text.slice(i)
+  if (edit === 'drop') text = text.slice(0, i) + text.slice(i + 1)
+  return text
+}
+
 function strictBase64(text: string): boolean {
   const match = /^([A-Za-z0-9+/]*)(=*)$/.exec(text)
   if (match === null) return false
@@ -389,16 +400,7 @@ test('property: Basic credentials are accepted exactly when they are strict base
   // drawn from the alphabet, its url-safe cousins, '=' and a few others Node's lenient decoder skips
   const near = fc
     .tuple(fc.uint8Array({ minLength: 1, maxLength: 40 }), fc.boolean(), fc.nat(), fc.constantFrom('A', 'Q', 'g', '/', '+', '=', '-', '_', ' ', '.', '\t', 'é'), fc.constantFrom('swap', 'insert', 'drop', 'none'))
-    .map(([bytes, padded, at, ch, edit]) => {
-      const bytesWithColon = Buffer.concat([Buffer.from([0x3a]), Buffer.from(bytes)])
-      let text = bytesWithColon.toString('base64')
-      if (!padded) text = text.replace(/=+$/, '')
-      const i = at % (text.length + 1)
-      if (edit === 'swap') text = text.slice(0, i) + ch + text.slice(i + 1)
-      if (edit === 'insert') text = text.slice(0, i) + ch + text.slice(i)
-      if (edit === 'drop') text = text.slice(0, i) + text.slice(i + 1)
-      return text
-    })
+    .map(([bytes, padded, at, ch, edit]) => nearBase64(Buffer.concat([Buffer.from([0x3a]), Buffer.from(bytes)]), padded, at, ch, edit))
   fc.assert(
     fc.property(fc.oneof(near, fc.string({ unit: 'binary-ascii', maxLength: 12 }).map((s) => `:${s}`)), (sent) => {
       // trailing SP / HTAB of the header are trimmed, and spaces after the scheme separate it
@@ -445,15 +447,7 @@ test('strictBase64StartsWith: answers as decodeStrictBase64 and a comparison of 
   const strictReference = (text: string) => strictBase64(text) && decodeStrictBase64(text) !== undefined
   const texts = fc
     .tuple(fc.uint8Array({ minLength: 0, maxLength: 12 }), fc.boolean(), fc.nat(), fc.constantFrom('A', 'Q', 'g', '/', '+', '=', '-', '_', ' ', 'é', '\u0100'), fc.constantFrom('swap', 'insert', 'drop', 'none', 'none'))
-    .map(([bytes, padded, at, ch, edit]) => {
-      let text = Buffer.from(bytes).toString('base64')
-      if (!padded) text = text.replace(/=+$/, '')
-      const i = at % (text.length + 1)
-      if (edit === 'swap') text = text.slice(0, i) + ch + text.slice(i + 1)
-      if (edit === 'insert') text = text.slice(0, i) + ch + text.slice(i)
-      if (edit === 'drop') text = text.slice(0, i) + text.slice(i + 1)
-      return text
-    })
+    .map(([bytes, padded, at, ch, edit]) => nearBase64(Buffer.from(bytes), padded, at, ch, edit))
   fc.assert(
     fc.property(texts, fc.uint8Array({ minLength: 0, maxLength: 4 }), fc.boolean(), (text, guess, fromText) => {
       // expected bytes: often the text's own first bytes (a match), else made up
