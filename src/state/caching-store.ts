@@ -85,11 +85,13 @@ export class CachingStore implements Store, MemoryState {
     this.#onLocalChange = onLocalChange
     this.dialect = inner.dialect
     this.#feed = feed
-    this.#users = new BoundedMap(limits.users, limits.maxAgeMs)
-    this.#byName = new BoundedMap(limits.users, limits.maxAgeMs)
-    this.#jtis = new BoundedMap(limits.revocations, limits.maxAgeMs)
-    this.#families = new BoundedMap(limits.revocations, limits.maxAgeMs)
-    this.#clients = new BoundedMap(limits.clients, limits.maxAgeMs)
+    // entries age by the feed's clock, so a peek reads the time once for freshness and age alike
+    const now = () => feed.now()
+    this.#users = new BoundedMap(limits.users, limits.maxAgeMs, now)
+    this.#byName = new BoundedMap(limits.users, limits.maxAgeMs, now)
+    this.#jtis = new BoundedMap(limits.revocations, limits.maxAgeMs, now)
+    this.#families = new BoundedMap(limits.revocations, limits.maxAgeMs, now)
+    this.#clients = new BoundedMap(limits.clients, limits.maxAgeMs, now)
     feed.onChange((change) => this.invalidate(change))
     feed.onReset(() => this.clear())
   }
@@ -145,18 +147,22 @@ export class CachingStore implements Store, MemoryState {
 
   // ---- what memory knows (the synchronous fast path of a request with a known token) ----
 
+  // One clock read per peek, for freshness and the entries' age (a read is a call into V8's runtime).
   peekUser(id: number): User | undefined {
-    return this.#feed.fresh() ? this.#users.get(id) : undefined
+    const now = this.#feed.now()
+    return this.#feed.fresh(now) ? this.#users.get(id, now) : undefined
   }
 
   peekClient(clientId: string): OAuthClient | undefined {
-    return this.#feed.fresh() ? this.#clients.get(clientId) : undefined
+    const now = this.#feed.now()
+    return this.#feed.fresh(now) ? this.#clients.get(clientId, now) : undefined
   }
 
   peekRevocation(jti: string, familyId: string | undefined): RevocationState | undefined {
-    if (!this.#feed.fresh()) return undefined
-    const jtiRevoked = this.#jtis.get(jti)
-    const familyRevoked = familyId === undefined ? false : this.#families.get(familyId)
+    const now = this.#feed.now()
+    if (!this.#feed.fresh(now)) return undefined
+    const jtiRevoked = this.#jtis.get(jti, now)
+    const familyRevoked = familyId === undefined ? false : this.#families.get(familyId, now)
     if (jtiRevoked === undefined || familyRevoked === undefined) return undefined
     // one of four shared answers: no object made per request on the token path
     return REVOCATION_STATES[(jtiRevoked ? 2 : 0) + (familyRevoked ? 1 : 0)]

@@ -57,8 +57,13 @@ export class ChangeFeed {
     this.#resetListeners.push(listener)
   }
 
-  fresh(): boolean {
-    return this.#clock.now() - this.#lastOk < this.#options.staleMs
+  fresh(now = this.#clock.now()): boolean {
+    return now - this.#lastOk < this.#options.staleMs
+  }
+
+  /** The time by the feed's clock: what `fresh(now)` and the caches kept fresh by this feed measure with. */
+  now(): number {
+    return this.#clock.now()
   }
 
   async start(): Promise<void> {

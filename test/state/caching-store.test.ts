@@ -387,3 +387,38 @@ test('"no such user" is never cached: a user created after a miss is found at on
   const again = await createUser(other, 'ghost')
   assert.equal((await one.cache.findUserByCanonicalName('ghost'))?.id, again.id, 'the new holder of the name, at once')
 })
+
+test('a peek reads the feed\'s clock once, for freshness and the entry\'s age alike', async (t) => {
+  const fresh = await database(t)
+  let reads = 0
+  const counting: Clock = {
+    now: () => {
+      reads++
+      return systemClock.now()
+    },
+  }
+  const one = await instance(t, fresh.store, { clock: counting, staleMs: 60_000 })
+  const user = await createUser(one.cache, 'huey')
+  const family = randomUUID()
+  await one.cache.findUserById(user.id)
+  // an unknown family reads as gone (revoked): what matters here is the answer comes from memory
+  const state = await one.cache.revocationState('jti-1', family)
+  reads = 0
+  assert.equal(one.cache.peekUser(user.id)?.id, user.id)
+  assert.equal(reads, 1, 'peekUser')
+  reads = 0
+  assert.deepEqual(one.cache.peekRevocation('jti-1', family), state)
+  assert.equal(reads, 1, 'peekRevocation, a jti and a family')
+})
+
+test('cached entries age by the feed\'s clock: past maxAgeMs by it, a peek no longer answers', async (t) => {
+  const fresh = await database(t)
+  const clock = manualClock()
+  const one = await instance(t, fresh.store, { clock, staleMs: 60_000, limits: { ...DEFAULT_CACHE_LIMITS, maxAgeMs: 1_000 } })
+  const user = await createUser(one.cache, 'dewey')
+  await one.cache.findUserById(user.id)
+  clock.advance(0.999)
+  assert.equal(one.cache.peekUser(user.id)?.id, user.id)
+  clock.advance(0.001)
+  assert.equal(one.cache.peekUser(user.id), undefined)
+})
