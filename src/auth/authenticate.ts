@@ -154,7 +154,8 @@ export class Authenticator {
     if (parsed.scheme === 'bearer') {
       const principal = this.#tokenFromMemory(parsed.token, memory)
       // only verified tokens: a stream of made-up tokens cannot crowd out the clients' headers
-      if (principal !== undefined) this.#bearerHeaders.set(header, parsed.token)
+      // the verified cache's own string for the token: each later peek then compares pointers
+      if (principal !== undefined) this.#bearerHeaders.set(header, this.#deps.tokens.rememberedText(parsed.token) ?? parsed.token)
       return principal
     }
     // Only verified tokens are remembered, so a username found there is a token: asking memory first
@@ -201,7 +202,8 @@ export class Authenticator {
     // built from the token, not cut from the header: it shares no memory with the password part
     const prefix = Buffer.from(token.slice(0, whole), 'latin1').toString('base64')
     if (!credentials.startsWith(prefix)) return
-    this.#basicTokens.set(prefix, detached(token))
+    // the verified cache's own string (never cut from these credentials), else a copy of the token
+    this.#basicTokens.set(prefix, this.#deps.tokens.rememberedText(token) ?? detached(token))
     const lengths = this.#basicPrefixLengths
     if (lengths.includes(prefix.length)) return
     lengths.unshift(prefix.length)

@@ -28,6 +28,16 @@ export class SuffixKeyedMap<V> {
     return entry !== undefined && entry.key === key ? entry.value : undefined
   }
 
+  /**
+   * The map's own string for this key, if it holds it: the same text, as the object the map compares
+   * with. JavaScript cannot tell the two apart, but V8 can: a later `get` with this very object is
+   * answered by comparing pointers, not the key's ~400 characters (a call into V8's runtime).
+   */
+  storedKey(key: string): string | undefined {
+    const entry = this.#map.get(indexOf(key))
+    return entry !== undefined && entry.key === key ? entry.key : undefined
+  }
+
   set(key: string, value: V): void {
     this.#map.set(indexOf(key), { key, value })
   }

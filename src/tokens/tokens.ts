@@ -120,6 +120,14 @@ export class TokenService {
     return hit !== undefined && this.#clock.now() < hit.untilMs ? hit.token : undefined
   }
 
+  /**
+   * The text of this token as its remembered verification holds it, if it is remembered: callers that
+   * keep a token for later `peekVerified` calls keep this one (see SuffixKeyedMap.storedKey).
+   */
+  rememberedText(token: string): string | undefined {
+    return this.#verified?.storedKey(token)
+  }
+
   /** Drops every remembered verification (a signing key was removed). */
   forgetVerified(): void {
     this.#verified?.clear()

@@ -66,3 +66,14 @@ test('SuffixKeyedMap: over random keys and operations it answers as a Map of the
     }),
   )
 })
+
+test('SuffixKeyedMap.storedKey: the stored key for an equal one, nothing for a key that only shares its suffix', () => {
+  const map = new SuffixKeyedMap<number>(10)
+  const stored = `a.${SIG}`
+  map.set(stored, 1)
+  assert.equal(map.storedKey(`a.${SIG.slice(0, 5)}${SIG.slice(5)}`), stored)
+  assert.equal(map.storedKey(`b.${SIG}`), undefined)
+  assert.equal(map.storedKey('a.'), undefined)
+  map.delete(stored)
+  assert.equal(map.storedKey(stored), undefined)
+})

@@ -249,3 +249,12 @@ test('token cache: the cache is bounded by verifiedCacheSize (the least recently
   await f.tokens.verify(a.token)
   assert.equal(f.keyring.lookups, 4, 'a was evicted')
 })
+
+test('rememberedText: the text of a remembered token; nothing for one not verified yet', async (t) => {
+  const f = await fixture(t)
+  const { token } = await f.tokens.issue(7, f.clock.seconds())
+  assert.equal(f.tokens.rememberedText(token), undefined, 'issued is not verified')
+  await f.tokens.verify(token)
+  assert.equal(f.tokens.rememberedText(`${token}`), token)
+  assert.equal(f.tokens.rememberedText(tamperSignature(token)), undefined)
+})
