@@ -213,8 +213,9 @@ export class Authenticator {
   #tokenFromMemory(token: string, memory: MemoryState): TokenPrincipal | undefined {
     const verified = this.#deps.tokens.peekVerified(token)
     if (verified === undefined) return undefined
-    const subject = verified.kind === 'user' ? memory.peekUser(verified.userId) : memory.peekClient(verified.clientId)
-    const state = memory.peekRevocation(verified.claims.jti, verified.claims.sid)
+    const now = memory.now()
+    const subject = verified.kind === 'user' ? memory.peekUser(verified.userId, now) : memory.peekClient(verified.clientId, now)
+    const state = memory.peekRevocation(verified.claims.jti, verified.claims.sid, now)
     if (subject === undefined || state === undefined) return undefined
     try {
       return judgeToken(verified, subject, state)

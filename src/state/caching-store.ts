@@ -46,9 +46,11 @@ export const DEFAULT_CACHE_LIMITS: CacheLimits = { users: 100_000, revocations: 
  * feed is not fresh (then the caller reads through the Store, which asks the database).
  */
 export interface MemoryState {
-  peekUser(id: number): User | undefined
-  peekClient(clientId: string): OAuthClient | undefined
-  peekRevocation(jti: string, familyId: string | undefined): RevocationState | undefined
+  /** The time by memory's own clock: pass it to the peeks of one request (a clock read each saved). */
+  now(): number
+  peekUser(id: number, now?: number): User | undefined
+  peekClient(clientId: string, now?: number): OAuthClient | undefined
+  peekRevocation(jti: string, familyId: string | undefined, now?: number): RevocationState | undefined
 }
 
 /** Every RevocationState there is, indexed by jtiRevoked * 2 + familyRevoked. */
@@ -147,19 +149,21 @@ export class CachingStore implements Store, MemoryState {
 
   // ---- what memory knows (the synchronous fast path of a request with a known token) ----
 
-  // One clock read per peek, for freshness and the entries' age (a read is a call into V8's runtime).
-  peekUser(id: number): User | undefined {
-    const now = this.#feed.now()
+  now(): number {
+    return this.#feed.now()
+  }
+
+  // At most one clock read per peek, for freshness and the entries' age alike (a read is a call into
+  // V8's runtime); none when the caller passes the time it read from `now()` for an earlier peek.
+  peekUser(id: number, now = this.#feed.now()): User | undefined {
     return this.#feed.fresh(now) ? this.#users.get(id, now) : undefined
   }
 
-  peekClient(clientId: string): OAuthClient | undefined {
-    const now = this.#feed.now()
+  peekClient(clientId: string, now = this.#feed.now()): OAuthClient | undefined {
     return this.#feed.fresh(now) ? this.#clients.get(clientId, now) : undefined
   }
 
-  peekRevocation(jti: string, familyId: string | undefined): RevocationState | undefined {
-    const now = this.#feed.now()
+  peekRevocation(jti: string, familyId: string | undefined, now = this.#feed.now()): RevocationState | undefined {
     if (!this.#feed.fresh(now)) return undefined
     const jtiRevoked = this.#jtis.get(jti, now)
     const familyRevoked = familyId === undefined ? false : this.#families.get(familyId, now)

@@ -409,6 +409,12 @@ test('a peek reads the feed\'s clock once, for freshness and the entry\'s age al
   reads = 0
   assert.deepEqual(one.cache.peekRevocation('jti-1', family), state)
   assert.equal(reads, 1, 'peekRevocation, a jti and a family')
+  // a request's peeks share one read of now(), as the Authenticator does
+  reads = 0
+  const now = one.cache.now()
+  assert.equal(one.cache.peekUser(user.id, now)?.id, user.id)
+  assert.deepEqual(one.cache.peekRevocation('jti-1', family, now), state)
+  assert.equal(reads, 1, 'one read for both')
 })
 
 test('cached entries age by the feed\'s clock: past maxAgeMs by it, a peek no longer answers', async (t) => {
