@@ -11,7 +11,7 @@ import { BoundedMap } from './lru.ts'
 
 /**
  * 12 base64url characters of a signature are ~70 bits: with 10,000 tokens remembered, the chance that
- * any two genuine ones share them is ~1e-13, and one that did would only be a miss. Not more: V8 copies
+ * any two genuine ones share them is below 1e-13, and one that did would only be a miss. Not more: V8 copies
  * a slice of fewer than 13 characters into a flat string, which its Map hashes and compares in
  * generated code; a longer slice is a view into the key (a SlicedString), and each hash and each
  * comparison of one is a call into V8's runtime. 24 characters cost ~130 ns more per Bearer request
@@ -31,8 +31,7 @@ export class SuffixKeyedMap<V> {
   }
 
   get(key: string): V | undefined {
-    const entry = this.#map.get(indexOf(key))
-    return entry !== undefined && entry.key === key ? entry.value : undefined
+    return this.#entry(key)?.value
   }
 
   /**
@@ -41,8 +40,13 @@ export class SuffixKeyedMap<V> {
    * answered by comparing pointers, not the key's ~400 characters (a call into V8's runtime).
    */
   storedKey(key: string): string | undefined {
+    return this.#entry(key)?.key
+  }
+
+  /** The entry of exactly this key: the one at its suffix, if its whole key is this one. */
+  #entry(key: string): { readonly key: string; readonly value: V } | undefined {
     const entry = this.#map.get(indexOf(key))
-    return entry !== undefined && entry.key === key ? entry.key : undefined
+    return entry !== undefined && entry.key === key ? entry : undefined
   }
 
   set(key: string, value: V): void {
