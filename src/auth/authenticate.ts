@@ -16,6 +16,7 @@ import { looksLikeJwt, parseAuthorization, plainBasicCredentials, strictBase64St
 import { canonicalizeUsername, USERNAME_MAX_CODE_POINTS } from './username.ts'
 import { NO_RATE_LIMITS, type RateLimiter } from '../ratelimit/throttle.ts'
 import type { MemoryState } from '../state/caching-store.ts'
+import { detached } from '../util/detached.ts'
 
 export type Principal =
   | { readonly method: 'password'; readonly user: User; readonly authTime: number }
@@ -63,15 +64,6 @@ const BEARER_HEADERS_REMEMBERED = 10_000
 const BASIC_TOKENS_REMEMBERED = 10_000
 /** Distinct lengths of those base64 prefixes tried per request (tokens differ in length by their claims). */
 const BASIC_PREFIX_LENGTHS = 8
-
-/**
- * A copy of a string that shares no memory with the one it came from. A slice of a decoded Basic header
- * (the username) points into the whole decoded text, password part included: kept as a map key, it
- * would keep that password part alive too. Only for ASCII/latin-1 text such as a token.
- */
-function detached(text: string): string {
-  return Buffer.from(text, 'latin1').toString('latin1')
-}
 
 export class Authenticator {
   readonly #deps: AuthenticatorDeps

@@ -9,6 +9,7 @@ import { RestAuthError } from '../errors.ts'
 import { ACCESS_TOKEN_TYP, type AccessClaims, buildAccessClaims, type ClaimsInput, scopesOf, userIdFromSub } from './claims.ts'
 import { type Keyring, TOKEN_ALG } from './keyring.ts'
 import { SuffixKeyedMap } from '../state/suffix-map.ts'
+import { detached } from '../util/detached.ts'
 
 export interface TokenSettings {
   readonly issuer: string
@@ -106,7 +107,9 @@ export class TokenService {
     if (options.ignoreExpiry !== true && pastItsTime(token, this.#clock.now(), this.settings)) throw expired()
     const verified = await this.#verify(token, options)
     if (this.#verified !== undefined && options.ignoreExpiry !== true) {
-      this.#verified.set(token, { token: verified, untilMs: (verified.claims.exp + this.settings.clockLeeway) * 1000 })
+      // a copy as the key: the caller's token may be a slice of a larger text (a form body with a
+      // client secret, a Basic header with a password) that the cache would otherwise keep alive
+      this.#verified.set(detached(token), { token: verified, untilMs: (verified.claims.exp + this.settings.clockLeeway) * 1000 })
     }
     return verified
   }

@@ -6,6 +6,7 @@
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
 import type { CryptoKey } from 'jose'
 import type { Clock } from '../../src/clock.ts'
 import { RestAuthError } from '../../src/errors.ts'
@@ -257,4 +258,34 @@ test('rememberedText: the text of a remembered token; nothing for one not verifi
   await f.tokens.verify(token)
   assert.equal(f.tokens.rememberedText(`${token}`), token)
   assert.equal(f.tokens.rememberedText(tamperSignature(token)), undefined)
+})
+
+/** Whether the live heap (after the full GC a snapshot makes) holds a string containing `needle`. */
+async function heapHolds(needle: string): Promise<boolean> {
+  const { getHeapSnapshot } = await import('node:v8')
+  let tail = ''
+  for await (const chunk of getHeapSnapshot()) {
+    const text = tail + String(chunk)
+    if (text.includes(needle)) return true
+    tail = text.slice(-needle.length)
+  }
+  return false
+}
+
+/** Verifies `token` as a slice of a form body with a client secret in it; nothing here outlives the call. */
+async function verifyCutFromBody(tokens: TokenService, token: string, secret: string): Promise<void> {
+  // a flat string as a decoded body is; the token sliced from it shares its memory (a V8 SlicedString)
+  const body = Buffer.from(`client_secret=${secret}&token=${token}`, 'latin1').toString('latin1')
+  const cut = body.slice(body.indexOf('&token=') + 7)
+  assert.equal(cut, token)
+  await tokens.verify(cut)
+}
+
+test('token cache: a token cut from a larger text (a form body) does not keep that text alive', async (t) => {
+  const f = await fixture(t)
+  const { token } = await f.tokens.issue(7, f.clock.seconds())
+  const secret = randomUUID()
+  await verifyCutFromBody(f.tokens, token, secret)
+  assert.equal(f.tokens.peekVerified(token)?.claims.sub, '7', 'remembered')
+  assert.equal(await heapHolds(`client_secret=${secret}`), false, 'the body (with its client secret) was freed')
 })
