@@ -64,6 +64,8 @@ const BEARER_HEADERS_REMEMBERED = 10_000
 const BASIC_TOKENS_REMEMBERED = 10_000
 /** Distinct lengths of those base64 prefixes tried per request (tokens differ in length by their claims). */
 const BASIC_PREFIX_LENGTHS = 8
+/** Verified Basic credentials remembered (and as many header forms of them). */
+const CREDENTIALS_REMEMBERED = 10_000
 
 export class Authenticator {
   readonly #deps: AuthenticatorDeps
@@ -76,6 +78,21 @@ export class Authenticator {
   readonly #credentials: BoundedMap<string, CachedCredential> | undefined
   /** 256 random bits as 43 base64url characters: a fixed-length prefix, so key and credentials cannot run into each other. */
   readonly #credentialKey = randomBytes(32).toString('base64url')
+  /**
+   * The same entries as #credentials, found from the Basic header's own base64 (`Basic <credentials>`
+   * in the plain form), keyed by SHA-512/256(a second per-process random key, that base64): a client
+   * sending the same header again costs one hash and a look-up, not the decoding, the username's
+   * canonical form and a second string to hash. An entry is set only from a header whose exact text
+   * took the full parse and found its credentials in #credentials, so the text names what it decodes
+   * to (texts that decode alike, with or without padding, each get their own). Each hit is judged as
+   * any entry is (its age, and the user's hash, status and "log out everywhere" mark as memory holds
+   * them now). Holds no more than #credentials does: neither the header nor anything checkable
+   * without the key (test/auth/memory-path.test.ts searches the heap for both).
+   */
+  readonly #credentialsByHeader: BoundedMap<string, CachedCredential> | undefined
+  readonly #headerKey = randomBytes(32).toString('base64url')
+  /** Basic username:password may be told from memory: the credential cache is on and no login throttle is asked. */
+  readonly #passwordsFromMemory: boolean
   /**
    * Bearer headers (exact text) → their token, for headers whose token memory has verified: a client
    * holding a token sends the same header every time, and parsing it again (trimming, the b64token
@@ -97,7 +114,9 @@ export class Authenticator {
 
   constructor(deps: AuthenticatorDeps) {
     this.#deps = deps
-    this.#credentials = (deps.credentialCacheTtl ?? 0) > 0 ? new BoundedMap(10_000) : undefined
+    this.#credentials = (deps.credentialCacheTtl ?? 0) > 0 ? new BoundedMap(CREDENTIALS_REMEMBERED) : undefined
+    this.#credentialsByHeader = this.#credentials === undefined ? undefined : new BoundedMap(CREDENTIALS_REMEMBERED)
+    this.#passwordsFromMemory = this.#credentials !== undefined && (deps.rateLimiter === undefined || deps.rateLimiter === NO_RATE_LIMITS)
   }
 
   /**
@@ -132,10 +151,16 @@ export class Authenticator {
     if (memory === undefined) return undefined
     const seen = this.#bearerHeaders.get(header)
     if (seen !== undefined) return this.#tokenFromMemory(seen, memory)
-    const credentials = this.#basicPrefixLengths.length === 0 ? undefined : plainBasicCredentials(header)
+    const credentials = this.#basicPrefixLengths.length === 0 && !this.#passwordsFromMemory ? undefined : plainBasicCredentials(header)
+    let headerId: string | undefined
     if (credentials !== undefined) {
-      const token = this.#rememberedBasicToken(credentials)
+      const token = this.#basicPrefixLengths.length === 0 ? undefined : this.#rememberedBasicToken(credentials)
       if (token !== undefined) return this.#tokenFromMemory(token, memory)
+      if (this.#passwordsFromMemory) {
+        headerId = this.#headerId(credentials)
+        const known = this.#headerLoginFromMemory(headerId, memory)
+        if (known !== undefined) return known
+      }
     }
     let parsed: ReturnType<typeof parseAuthorization>
     try {
@@ -159,10 +184,23 @@ export class Authenticator {
         return known
       }
     }
-    if (looksLikeJwt(parsed.username)) return undefined
-    const limiter = this.#deps.rateLimiter
-    if (limiter !== undefined && limiter !== NO_RATE_LIMITS) return undefined
-    return this.#passwordFromMemory(parsed.username, parsed.password, memory)
+    if (looksLikeJwt(parsed.username) || !this.#passwordsFromMemory) return undefined
+    return this.#passwordFromMemory(parsed.username, parsed.password, memory, headerId)
+  }
+
+  /** The name of a plain Basic header's credentials in #credentialsByHeader. */
+  #headerId(credentials: string): string {
+    return hash('sha512-256', `${this.#headerKey}${credentials}`, 'base64url')
+  }
+
+  /** The principal of a Basic header remembered by its base64, if its entry still holds. */
+  #headerLoginFromMemory(headerId: string, memory: MemoryState): UserPrincipal | undefined {
+    const entry = this.#credentialsByHeader?.get(headerId)
+    if (entry === undefined) return undefined
+    const principal = this.#judgeCredential(entry, memory)
+    // a stale entry is forgotten here; the full parse then decides (and may remember it again)
+    if (principal === undefined) this.#credentialsByHeader?.delete(headerId)
+    return principal
   }
 
   /**
@@ -216,11 +254,20 @@ export class Authenticator {
     }
   }
 
-  #passwordFromMemory(username: string, password: string, memory: MemoryState): UserPrincipal | undefined {
+  /** `headerId`: the header's name in #credentialsByHeader (plain form only), remembered there on a hit. */
+  #passwordFromMemory(username: string, password: string, memory: MemoryState, headerId: string | undefined): UserPrincipal | undefined {
     if (this.#credentials === undefined || username === '' || password === '') return undefined
     const entry = this.#credentials.get(this.#credentialId(canonicalizeUsername(username), password))
+    if (entry === undefined) return undefined
+    const principal = this.#judgeCredential(entry, memory)
+    if (principal !== undefined && headerId !== undefined) this.#credentialsByHeader?.set(headerId, entry)
+    return principal
+  }
+
+  /** A remembered login → its principal, while it holds by what memory knows of the user now. */
+  #judgeCredential(entry: CachedCredential, memory: MemoryState): UserPrincipal | undefined {
     const now = this.#deps.clock.now()
-    if (entry === undefined || now >= entry.untilMs) return undefined
+    if (now >= entry.untilMs) return undefined
     const user = memory.peekUser(entry.userId)
     if (user === undefined || !credentialHolds(entry, user)) return undefined
     return { method: 'password', user, authTime: Math.floor(now / 1000) }

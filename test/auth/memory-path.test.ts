@@ -25,6 +25,7 @@ import { ChangeFeed } from '../../src/state/feed.ts'
 import type { KyselyStore } from '../../src/store/kysely-store.ts'
 import type { User } from '../../src/store/store.ts'
 import { freshStore } from '../helpers/fresh-store.ts'
+import { heapHolds } from '../helpers/heap.ts'
 import {
   assertBearerChallenge,
   clientBasic,
@@ -588,6 +589,83 @@ test('fromMemory: with rate limits on, Basic username:password → undefined (th
   assert.deepEqual(f.runtime.authenticator.fromMemory(bearer(f.token)), read)
   assert.deepEqual(f.runtime.authenticator.fromMemory(tokenAsBasic(f.token)), read)
 })
+
+/** Sets ada's password to `password` behind the caches, as a password change does. */
+async function setPassword(f: Fixture, password: string): Promise<void> {
+  const current = await f.inner.findUserById(f.user.id)
+  assert.ok(current !== undefined)
+  assert.ok(await f.cache.replacePasswordHash(f.user.id, current.passwordHash, await f.runtime.hasher.hash(password), f.clock.now()), 'password changed')
+}
+
+test('fromMemory: a Basic header seen again is answered as the full parse answers it, in every form (scheme case, padding, username case, ":" and UTF-8 in the password), and refused in every form after a password change', async (t) => {
+  const f = await fixture(t)
+  const password = 'pä:ss wörd:ü'
+  await setPassword(f, password)
+  const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64')
+  const padded = b64(`ada:${password}`)
+  assert.ok(padded.endsWith('='), 'a password whose base64 carries padding')
+  const forms: ReadonlyArray<readonly [string, string]> = [
+    ['plain', `Basic ${padded}`],
+    ['lower-case scheme', `basic ${padded}`],
+    ['without padding', `Basic ${padded.replace(/=+$/, '')}`],
+    ['username in capitals', `Basic ${b64(`ADA:${password}`)}`],
+    ['two spaces (not the plain form: always the full parse)', `Basic  ${padded}`],
+    ['surrounding whitespace', ` Basic ${padded}\t`],
+  ]
+  assert.equal(f.runtime.authenticator.fromMemory(`Basic ${padded}`), undefined, 'nothing remembered yet')
+  for (const [name, header] of forms) {
+    // after the first, memory knows the credentials (keyed by the canonical username) before this form is seen
+    const read = await f.runtime.authenticator.authenticate(header)
+    assert.equal(read.method, 'password', name)
+    for (let i = 0; i < 3; i++) {
+      const known = f.runtime.authenticator.fromMemory(header)
+      assert.ok(known?.method === 'password', `${name}: from memory (${i + 1})`)
+      assert.equal(known.user.id, f.user.id)
+    }
+  }
+  // texts near the remembered ones: another password, a truncated or extended base64, another user
+  const near = [`Basic ${b64(`ada:${password}x`)}`, `Basic ${padded.slice(0, -4)}`, `Basic ${padded}AAAA`, `Basic ${b64(`bob:${password}`)}`, `Basic ${padded.slice(0, -1)}`]
+  for (const header of near) assert.equal(f.runtime.authenticator.fromMemory(header), undefined, header)
+  await setPassword(f, NEW_PASSWORD)
+  for (const [name, header] of forms) {
+    assert.equal(f.runtime.authenticator.fromMemory(header), undefined, `${name}: the old password is dead at once`)
+    await assertRefused(f.runtime.authenticator.authenticate(header), 'invalid_credentials')
+    assert.equal(f.runtime.authenticator.fromMemory(header), undefined, `${name}: and stays dead`)
+  }
+  assert.equal((await f.runtime.authenticator.authenticate(basicHeader('ada', NEW_PASSWORD))).method, 'password')
+  assert.equal(f.runtime.authenticator.fromMemory(basicHeader('ada', NEW_PASSWORD))?.method, 'password')
+})
+
+/** Logs in with a header built here and has memory answer it twice; nothing made here outlives the call. */
+async function loginTwiceFromMemory(f: Fixture, password: string): Promise<void> {
+  // a flat string, as the header is when Node's parser hands it over
+  const header = Buffer.from(basicHeader('ada', password), 'latin1').toString('latin1')
+  assert.equal((await f.runtime.authenticator.authenticate(header)).method, 'password')
+  assert.equal(f.runtime.authenticator.fromMemory(Buffer.from(header, 'latin1').toString('latin1'))?.method, 'password')
+  assert.equal(f.runtime.authenticator.fromMemory(Buffer.from(header, 'latin1').toString('latin1'))?.method, 'password', 'by its base64')
+}
+
+test('fromMemory: remembering Basic credentials keeps neither the header, nor its base64, nor the password in memory', async (t) => {
+  const f = await fixture(t)
+  // made from random bytes: no string with this text exists but those the code makes from the header
+  const password = `pw-${randomUUID()}`
+  await setPassword(f, password)
+  // the base64 in two flat pieces, neither of which holds the whole text; their concatenation is the needle
+  const [head, tail] = splitBase64(`ada:${password}`)
+  await loginTwiceFromMemory(f, password)
+  assert.equal(await heapHolds(`${head}${tail}`), false, 'the base64 of the credentials')
+  assert.equal(await heapHolds(`ada:${password.slice(0, 3)}${password.slice(3)}`), false, 'the decoded credentials')
+  // the needle works: a flat copy of the base64 that this test keeps is found
+  const kept = Buffer.from(`${head}${tail}`, 'latin1').toString('latin1')
+  assert.equal(await heapHolds(`${head}${tail}`), true, 'a string that is held is found')
+  assert.ok(kept.length > 0)
+})
+
+/** The base64 of `text` as two independent flat strings (no slice of one whole string that would keep it). */
+function splitBase64(text: string): readonly [string, string] {
+  const whole = Buffer.from(text, 'utf8').toString('base64')
+  return [Buffer.from(whole.slice(0, 8), 'latin1').toString('latin1'), Buffer.from(whole.slice(8), 'latin1').toString('latin1')]
+}
 
 // ---- over HTTP: the callback-style hook of src/http/plugins/authenticate.ts ----
 

@@ -14,6 +14,7 @@ import type { Store } from '../../src/store/store.ts'
 import { Keyring } from '../../src/tokens/keyring.ts'
 import { pastItsTime, type TokenSettings, TokenService } from '../../src/tokens/tokens.ts'
 import { freshStore } from '../helpers/fresh-store.ts'
+import { heapHolds } from '../helpers/heap.ts'
 import { b64url, manualClock, signWithForeignKey, tamperSignature } from '../http/support.ts'
 
 const TTL = 60
@@ -259,18 +260,6 @@ test('rememberedText: the text of a remembered token; nothing for one not verifi
   assert.equal(f.tokens.rememberedText(`${token}`), token)
   assert.equal(f.tokens.rememberedText(tamperSignature(token)), undefined)
 })
-
-/** Whether the live heap (after the full GC a snapshot makes) holds a string containing `needle`. */
-async function heapHolds(needle: string): Promise<boolean> {
-  const { getHeapSnapshot } = await import('node:v8')
-  let tail = ''
-  for await (const chunk of getHeapSnapshot()) {
-    const text = tail + String(chunk)
-    if (text.includes(needle)) return true
-    tail = text.slice(-needle.length)
-  }
-  return false
-}
 
 /** Verifies `token` as a slice of a form body with a client secret in it; nothing here outlives the call. */
 async function verifyCutFromBody(tokens: TokenService, token: string, secret: string): Promise<void> {
