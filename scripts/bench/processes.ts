@@ -3,7 +3,7 @@
  * workers go down with it), readiness, a registry that kills everything still running on exit, errors
  * and signals, and RSS sampling from /proc.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { createWriteStream, readdirSync, readFileSync, type WriteStream } from 'node:fs'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -22,10 +22,34 @@ export interface Child {
 
 const running = new Set<Child>()
 
-/** Spawns `process.execPath args` in a new process group, stdout+stderr to `logFile`. */
+/**
+ * perl's own `setpgrp` then `exec`: the command in a process group of its own (so a server's workers
+ * can be signalled with it) but in this session. Node's `detached` makes a new session instead, and
+ * with Linux's autogroup scheduling (`/proc/sys/kernel/sched_autogroup_enabled`, on by default in
+ * desktop and many cloud kernels) each session is one scheduling entity: the CPU is shared between
+ * sessions first, then between the threads in each. A server in a session of its own was then held
+ * to about half of a two-core machine whenever the load generator (in this session) was busy, however
+ * many workers it ran, and its event loop shared that half with its own hashing threads. In one
+ * session every thread of the server and of the load generator gets its fair share, as when the load
+ * comes from elsewhere. perl is part of every Debian system (perl-base).
+ */
+const SAME_SESSION_GROUP = ['-e', 'setpgrp(0, 0) or die "setpgrp: $!"; exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!"']
+
+let perl: boolean | undefined
+function hasPerl(): boolean {
+  return (perl ??= spawnSync('perl', ['-e', '1'], { stdio: 'ignore', timeout: 5_000 }).status === 0)
+}
+
+/**
+ * Spawns `process.execPath args` in a new process group of this session (SAME_SESSION_GROUP; without
+ * perl, in a new session as Node's `detached` makes it), stdout+stderr to `logFile`.
+ */
 export function spawnChild(name: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd: string, logFile: string): Child {
   const log: WriteStream = createWriteStream(logFile, { flags: 'a' })
-  const proc = spawn(process.execPath, [...args], { cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
+  const stdio: ['pipe', 'pipe', 'pipe'] = ['pipe', 'pipe', 'pipe']
+  const proc = hasPerl()
+    ? spawn('perl', [...SAME_SESSION_GROUP, process.execPath, ...args], { cwd, env, stdio })
+    : spawn(process.execPath, [...args], { cwd, env, detached: true, stdio })
   if (proc.pid === undefined) throw new Error(`${name}: could not start`)
   let tail = ''
   let lines = 0
