@@ -14,11 +14,12 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { type Figures, type LoadClient, type Measured, startLoad, stopAllLoad, warmAndMeasure } from './bench/load.ts'
 import { basicHeader, type LoadSpec } from './bench/spec.ts'
-import { wrkVersion } from './bench/wrk.ts'
+import { PIPELINED_STATUSES, wrkVersion } from './bench/wrk.ts'
 import { workerEnv, workerExecArgv } from '../src/cli/node-flags.ts'
 import { type Child, type CpuShares, freePort, killAllNow, type RssSample, sampleRss, spawnChild, stopAll, stopChild, treeRss, waitReady } from './bench/processes.ts'
 import { type BaselineSlice, mergeFigures, mergeRss, pairedReference, sliceOf } from './bench/interleave.ts'
 import { dropPostgresSchema, seedUsers, type SeedResult } from './bench/seed.ts'
+import { compareScaling, type ScalingShape } from './bench/scaling.ts'
 
 const HELP = `Usage: npm run bench -- [options]
 
@@ -60,6 +61,11 @@ Options:
                          its slices, so the machine's drift cancels (default 2, --full 5)
   --bracket S            seconds of bare baseline per scenario, split over its rounds (default 2,
                          --full 10; 0 = off: every ratio against the one baseline measured first)
+  --scaling              also measure the token path (Bearer) on one process against one worker per core
+                         (at least 2), two servers on the same database measured in alternating
+                         slices, with one request at a time per connection and pipelined (--pipeline);
+                         on by default with --full, or with --only scaling
+  --pipeline N           requests per connection at a time in --scaling's pipelined load (default 8)
   --env KEY=VALUE        a server setting over the ones above (repeatable), e.g. --env AUTH_HASH_CONCURRENCY=1
   --only a,b             run only these scenarios (names as in the table; the baseline always runs)
   -h, --help             this text
@@ -85,6 +91,10 @@ interface Options {
   readonly only: ReadonlySet<string> | undefined
   /** Extra server settings (--env KEY=VALUE), applied over the bench's own. */
   readonly env: Readonly<Record<string, string>>
+  /** One process against one worker per core on the token path (--scaling). */
+  readonly scaling: boolean
+  /** Depth of --scaling's pipelined load. */
+  readonly pipeline: number
 }
 
 function positiveInt(name: string, value: string | undefined, fallback: number, min = 1): number {
@@ -112,6 +122,8 @@ function parseOptions(argv: readonly string[]): Options | undefined {
       bracket: { type: 'string' },
       rounds: { type: 'string' },
       only: { type: 'string' },
+      scaling: { type: 'boolean' },
+      pipeline: { type: 'string' },
       env: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
@@ -124,6 +136,7 @@ function parseOptions(argv: readonly string[]): Options | undefined {
     if (eq < 1) throw new Error(`--env needs KEY=VALUE, got ${pair}`)
     env[pair.slice(0, eq)] = pair.slice(eq + 1)
   }
+  const only = values.only === undefined ? undefined : new Set(values.only.split(',').map((s) => s.trim()).filter((s) => s !== ''))
   const client = values.client?.trim().toLowerCase()
   if (client !== undefined && client !== 'wrk' && client !== 'autocannon') throw new Error(`--client must be wrk or autocannon, got ${values.client ?? ''}`)
   return {
@@ -140,7 +153,9 @@ function parseOptions(argv: readonly string[]): Options | undefined {
     soakS: positiveInt('soak', values.soak, 300),
     bracketS: positiveInt('bracket', values.bracket, full ? 10 : 2, 0),
     rounds: positiveInt('rounds', values.rounds, full ? 5 : 2),
-    only: values.only === undefined ? undefined : new Set(values.only.split(',').map((s) => s.trim()).filter((s) => s !== '')),
+    only,
+    scaling: values.scaling === true || full || only?.has('scaling') === true,
+    pipeline: positiveInt('pipeline', values.pipeline, 8, 2),
   }
 }
 
@@ -346,7 +361,7 @@ async function main(): Promise<number> {
   }
   // bounded in time whatever happens: the planned measuring time, generously, plus seeding
   const scenarioCount = 9
-  const plannedS = scenarioCount * (o.warmupS + o.durationS) + 4 * o.bracketS + (o.full ? o.soakS : 0)
+  const plannedS = scenarioCount * (o.warmupS + o.durationS) + 4 * o.bracketS + (o.full ? o.soakS : 0) + (o.scaling ? 2 * (4 * o.warmupS + 3 * o.durationS) + 60 : 0)
   const budgetS = Math.ceil(plannedS * 1.5 + 180 + (o.seed > 0 ? 60 + o.seed / 2_000 : 0))
   const watchdog = setTimeout(() => {
     log(`still running after ${budgetS} s: giving up`)
@@ -367,17 +382,19 @@ async function main(): Promise<number> {
   // as `npm start` sets it (and the baseline gets it too): glibc's mmap threshold, unless --env chose one
   Object.assign(serverEnv, workerEnv(serverEnv))
   // As `npm start` runs it: with the server's V8 flags, unless --env NODE_OPTIONS=... chose others
-  const serverArgs = [
+  const serveArgs = (workers: number | 'auto' | undefined) => [
     ...workerExecArgv([], serverEnv['NODE_OPTIONS']),
     'dist/cli/main.js',
     'serve',
-    ...(o.workers === undefined ? [] : ['--workers', String(o.workers)]),
+    ...(workers === undefined ? [] : ['--workers', String(workers)]),
   ]
+  const serverArgs = serveArgs(o.workers)
   const load1 = loadavg()
   const results: ScenarioResult[] = []
   let seedResult: (SeedResult & { readonly migrateMs: number }) | undefined
   let saturation: Record<string, unknown> | undefined
   let soak: SoakResult | undefined
+  let scaling: ScalingResult | undefined
   let baseline: ScenarioResult | undefined
   /** Every measurement of the bare route, in order: the first (the baseline row) and the brackets. */
   const baselineSlices: { readonly after: string; readonly durationS: number; readonly requestsPerSecond: number; readonly cpuPerRequestUs: number | undefined }[] = []
@@ -427,6 +444,8 @@ async function main(): Promise<number> {
     const serverPort = await freePort()
     serverEnv['PORT'] = String(serverPort)
     const base = `http://${HOST}:${serverPort}`
+    // the token issuer and audience; fixed, so a second server on the same database (--scaling) accepts the same tokens
+    serverEnv['PUBLIC_URL'] = base
     server = spawnChild('server', serverArgs, serverEnv, root, serverLog)
     // The baseline starts alongside, with the number of processes the server is expected to run (its
     // --workers, else serve's default of one); restarted below with the number the server really runs.
@@ -604,7 +623,7 @@ async function main(): Promise<number> {
     const prewarmed = o.bracketS > 0 && o.warmupS > 0 && !bareStopped
     if (prewarmed) {
       const chosen = tokenPath.filter(([name]) => wanted(name))
-      log(`warming the server on ${chosen.map(([name]) => name).join(', ')}: ${o.warmupS} s each`)
+      if (chosen.length > 0) log(`warming the server on ${chosen.map(([name]) => name).join(', ')}: ${o.warmupS} s each`)
       for (const [, path, load] of chosen) await warmAndMeasure(client, { ...common, ...load, origin: base, method: 'GET', path }, 0, o.warmupS, srv.pid, 1_000)
       serverAlive()
     }
@@ -741,6 +760,55 @@ async function main(): Promise<number> {
       if (o.full) await drainHashQueue() // the soak follows
     }
 
+    // ---- --workers N against one process, on the same database ----
+    if (o.scaling) {
+      const many = Math.max(2, availableParallelism())
+      log(`scaling: Bearer on one process against ${many} workers in alternating slices, one request at a time per connection, then ${o.pipeline} pipelined`)
+      const started: Child[] = []
+      /** The server already running if it runs `workers`, else another on the same database and PUBLIC_URL. */
+      const serverWith = async (workers: number): Promise<{ readonly origin: string; readonly pid: number }> => {
+        if (workers === serverWorkers) return { origin: base, pid: srv.pid }
+        const port = await freePort()
+        const child = spawnChild(`server --workers ${workers}`, serveArgs(workers), { ...serverEnv, PORT: String(port) }, root, join(tmp, `server-${workers}.log`))
+        started.push(child)
+        await waitReady(child, `http://${HOST}:${port}/healthz`, 90_000)
+        return { origin: `http://${HOST}:${port}`, pid: child.pid }
+      }
+      try {
+        const one = await serverWith(1)
+        const more = await serverWith(many)
+        const headers = { authorization: `Bearer ${await newToken()}` }
+        for (const target of [one, more]) expectStatus(`GET ${target.origin}/api/resource (Bearer)`, await request(`${target.origin}/api/resource`, { headers }), 200)
+        const sliceS = Math.max(1, Math.round(o.durationS / o.rounds))
+        type Target = { readonly origin: string; readonly pid: number }
+        const specOf = (target: Target, pipeline: number): Omit<LoadSpec, 'durationS'> => ({ ...common, origin: target.origin, method: 'GET', path: '/api/resource', headers, pipeline })
+        const run = async (target: Target, pipeline: number) => {
+          const m = await warmAndMeasure(client, specOf(target, pipeline), 0, sliceS, target.pid, rssIntervalMs)
+          const f = m.figures
+          // a pipelined run tells only answers below 400 from the rest; each server answered 200 to this header before
+          const unexpected = f.requests - (f.statusCodes['200'] ?? f.statusCodes[PIPELINED_STATUSES.below400] ?? 0) + f.errors
+          if (unexpected > 0) throw new Error(`scaling: ${unexpected} of ${f.requests} answers from ${target.origin} were not 200 (${statuses(f)})`)
+          return m
+        }
+        const shapes: ScalingShape[] = []
+        for (const pipeline of [1, o.pipeline]) {
+          // O M O M O: the many-worker slices between one-process slices
+          for (const target of [more, one]) if (o.warmupS > 0) await warmAndMeasure(client, specOf(target, pipeline), 0, o.warmupS, target.pid, 1_000)
+          const ones = [await run(one, pipeline)]
+          const mores: Measured[] = []
+          for (let r = 0; r < o.rounds; r++) {
+            mores.push(await run(more, pipeline))
+            ones.push(await run(one, pipeline))
+          }
+          serverAlive()
+          shapes.push(compareScaling(pipeline, ones, mores))
+        }
+        scaling = { workers: many, sliceS, rounds: o.rounds, shapes }
+      } finally {
+        for (const child of started) await stopChild(child)
+      }
+    }
+
     // ---- full mode: is RSS flat under a long Bearer run? ----
     if (o.full && wanted('soak')) {
       log(`soak: Bearer for ${o.soakS} s, RSS every 10 s`)
@@ -795,11 +863,12 @@ async function main(): Promise<number> {
     scenarios: results,
     saturation,
     soak,
+    scaling,
   }
   mkdirSync(join(root, 'bench-results'), { recursive: true })
   const jsonFile = join('bench-results', `${stamp}.json`)
   writeFileSync(join(root, jsonFile), `${JSON.stringify(report, null, 2)}\n`)
-  process.stdout.write(markdown(report, baseline, baselineSlices, results, saturation, soak, seedResult, jsonFile))
+  process.stdout.write(markdown(report, baseline, baselineSlices, results, saturation, soak, seedResult, jsonFile, scaling))
   if (failure !== undefined) process.stdout.write(`**The run failed:** ${failure.split('\n')[0]}\n\n`)
   if (failure !== undefined) {
     log(`FAILED: ${failure}`)
@@ -853,6 +922,7 @@ function markdown(
   soak: SoakResult | undefined,
   seed: (SeedResult & { migrateMs: number }) | undefined,
   jsonFile: string,
+  scaling?: ScalingResult,
 ): string {
   const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ')
   const lines = [
@@ -904,6 +974,7 @@ function markdown(
       '',
     )
   }
+  if (scaling !== undefined) lines.push(...scalingMarkdown(scaling, report.load.client))
   for (const r of [...(baseline === undefined ? [] : [baseline]), ...results]) {
     if (r.pidsSeen > r.processes) lines.push(`**${r.name}: ${r.pidsSeen - r.processes} server process(es) died and were replaced during the run.**`, '')
   }
@@ -918,6 +989,33 @@ function markdown(
   }
   lines.push(`Results: ${jsonFile}`, '')
   return `${lines.join('\n')}\n`
+}
+
+interface ScalingResult {
+  readonly workers: number
+  readonly sliceS: number
+  readonly rounds: number
+  readonly shapes: readonly ScalingShape[]
+}
+
+function scalingMarkdown(s: ScalingResult, client: LoadClient): string[] {
+  const cpu = (c: CpuShares) => `${fmt(c.serverPct)}/${fmt(c.benchPct)}/${fmt(c.otherPct)}`
+  return [
+    `### \`--workers ${s.workers}\` against one process (Bearer, \`GET /api/resource\`)`,
+    '',
+    `| load | one process req/s | ${s.workers} workers req/s | × one process | CPU % server/bench/other, one | CPU % server/bench/other, ${s.workers} |`,
+    '|---|---:|---:|---:|---:|---:|',
+    ...s.shapes.map(
+      (shape) =>
+        `| ${shape.pipeline === 1 ? 'one request at a time per connection' : `${shape.pipeline} requests pipelined per connection`} | ${fmt(shape.oneReference)} | ${fmt(shape.many.requestsPerSecond)} | **${fmt(shape.ratio, 2)}** | ${cpu(shape.oneCpu)} | ${cpu(shape.manyCpu)} |`,
+    ),
+    '',
+    `Two servers on the same database, measured in alternating ${s.sliceS} s slices (one, ${s.workers}, one, ...: ${s.rounds} slices of ${s.workers} workers), each compared with the one-process slices on either side. ` +
+      `One process in order (req/s): ${s.shapes.map((shape) => `${shape.pipeline === 1 ? 'unpipelined' : `pipelined ${shape.pipeline}`} ${shape.oneSlices.map((r) => fmt(r)).join(' → ')}`).join('; ')}. ` +
+      `With one request at a time, ${client} takes about as much CPU per request as the server, and it runs on the same cores: what more workers can show is capped by what the load generator leaves them. ` +
+      'Pipelined, it writes each batch at once and leaves the server more of the machine; the server still answers every request on its own, in order.',
+    '',
+  ]
 }
 
 main().then(

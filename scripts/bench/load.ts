@@ -4,7 +4,7 @@
  */
 import autocannon from 'autocannon'
 import { type RssSummary, sampleRss } from './processes.ts'
-import { basicHeader, type LoadSpec } from './spec.ts'
+import { basicHeader, type LoadSpec, pipelineDepth } from './spec.ts'
 import { runWrk } from './wrk.ts'
 
 export type LoadClient = 'wrk' | 'autocannon'
@@ -39,7 +39,7 @@ export function autocannonOptions(spec: LoadSpec): autocannon.Options {
   const run = autocannonRuns++
   let n = 0
   const unique = () => `${run}a${n++}`
-  const base = { url: spec.origin, connections: spec.connections, duration: spec.durationS, pipelining: 1, timeout: 10 }
+  const base = { url: spec.origin, connections: spec.connections, duration: spec.durationS, pipelining: pipelineDepth(spec), timeout: 10 }
   const request: autocannon.Request = { method: spec.method, path: spec.path, ...(spec.headers === undefined ? {} : { headers: { ...spec.headers } }) }
   const vary = spec.vary
   if (vary?.kind === 'register') {

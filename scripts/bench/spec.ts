@@ -24,6 +24,21 @@ export interface LoadSpec {
   readonly connections: number
   readonly durationS: number
   readonly vary?: Vary
+  /**
+   * Requests each connection sends at once before it waits for their answers (HTTP/1.1 pipelining;
+   * default 1: one at a time). Only for fixed requests (no `vary`). The server handles them one after
+   * the other as ever; the load generator makes one write per batch instead of one per request, so
+   * on a machine whose cores it shares with the server it leaves the server more of them.
+   */
+  readonly pipeline?: number
+}
+
+/** The pipelining depth of a spec: an integer >= 1; refused for varying requests. */
+export function pipelineDepth(spec: Pick<LoadSpec, 'pipeline' | 'vary'>): number {
+  const depth = spec.pipeline ?? 1
+  if (!Number.isInteger(depth) || depth < 1) throw new Error(`pipeline must be an integer >= 1, got ${depth}`)
+  if (depth > 1 && spec.vary !== undefined) throw new Error('pipelining is for fixed requests only')
+  return depth
 }
 
 /** The seeded users' names (scripts/bench/seed.ts writes them). */

@@ -7,8 +7,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { luaString, parseWrkOutput, runWrk, wrkScript, wrkVersion } from '../../scripts/bench/wrk.ts'
+import { type AddressInfo, createServer as createNetServer } from 'node:net'
+import { luaString, parseWrkOutput, PIPELINED_STATUSES, runWrk, wrkScript, wrkVersion } from '../../scripts/bench/wrk.ts'
 import type { LoadSpec } from '../../scripts/bench/spec.ts'
 import { REQUIRE_SERVICES } from '../helpers/services.ts'
 
@@ -32,10 +32,23 @@ test('wrkScript: method, path and headers as Lua literals; the result line in do
   assert.match(register, /"\\"pw \\\\\\"quoted\\\\\\"\\""/, 'the password goes in as its JSON text')
 })
 
+test('wrkScript: a pipelined fixed request is one batch of `pipeline` requests; pipelining a varying request is refused', () => {
+  const spec: LoadSpec = { origin: 'http://127.0.0.1:1', method: 'GET', path: '/api/resource', connections: 1, durationS: 1, pipeline: 8 }
+  const piped = wrkScript(spec, '0t')
+  assert.match(piped, /function request\(\)/)
+  assert.match(piped, /for i = 1, 8 do r\[i\] = wrk\.format\(\) end/)
+  assert.doesNotMatch(piped, /function response\(/, 'no Lua call per answer: wrk counts them itself')
+  assert.match(piped, /"false"/)
+  assert.doesNotMatch(wrkScript({ ...spec, pipeline: 1 }, '0t'), /function request\(\)/, 'depth 1 is the plain fixed request')
+  assert.throws(() => wrkScript({ ...spec, vary: { kind: 'random-id', pathPrefix: '/api/users/', max: 3 } }, '0t'), /fixed requests only/)
+  assert.throws(() => wrkScript({ ...spec, pipeline: 0 }, '0t'), /integer >= 1/)
+  assert.throws(() => wrkScript({ ...spec, pipeline: 2.5 }, '0t'), /integer >= 1/)
+})
+
 test('parseWrkOutput: figures from the result line, statuses summed over the objects, non-2xx counted', () => {
   const out = [
     'Running 1s test @ http://127.0.0.1:1/',
-    'WRK_JSON {"requests":10,"durationUs":2000000,"p50":1500,"p90":2500,"p99":4000,"max":9000,"mean":1700.5,"connect":1,"read":2,"write":0,"timeout":3,"statuses":[{"200":6},{"401":3},{"200":1}]}',
+    'WRK_JSON {"requests":10,"durationUs":2000000,"p50":1500,"p90":2500,"p99":4000,"max":9000,"mean":1700.5,"connect":1,"read":2,"write":0,"timeout":3,"status":3,"counted":true,"statuses":[{"200":6},{"401":3},{"200":1}]}',
     '',
   ].join('\n')
   const f = parseWrkOutput(out)
@@ -48,6 +61,16 @@ test('parseWrkOutput: figures from the result line, statuses summed over the obj
   assert.deepEqual(f.statusCodes, { '200': 7, '401': 3 })
   assert.equal(f.non2xx, 3)
   assert.throws(() => parseWrkOutput('Running 1s test\n'), /no result line/)
+})
+
+test('parseWrkOutput: a pipelined run, which counts no statuses, splits its answers at 400 by the count wrk keeps itself', () => {
+  const line = (status: number) =>
+    `WRK_JSON {"requests":10,"durationUs":1000000,"p50":1,"p90":1,"p99":1,"max":1,"mean":1,"connect":0,"read":0,"write":0,"timeout":0,"status":${status},"counted":false,"statuses":[{}]}`
+  assert.deepEqual(parseWrkOutput(line(0)).statusCodes, { [PIPELINED_STATUSES.below400]: 10 })
+  const mixed = parseWrkOutput(line(4))
+  assert.deepEqual(mixed.statusCodes, { [PIPELINED_STATUSES.below400]: 6, [PIPELINED_STATUSES.from400]: 4 })
+  assert.equal(mixed.non2xx, 4)
+  assert.deepEqual(parseWrkOutput(line(10)).statusCodes, { [PIPELINED_STATUSES.from400]: 10 })
 })
 
 interface Seen {
@@ -99,6 +122,43 @@ test('runWrk: a fixed GET with its header; every answer counted by status', with
   assert.ok(f.latencyMs.p50 > 0 && f.latencyMs.p99 >= f.latencyMs.p50)
   assert.ok(srv.seen.length >= f.requests)
   assert.ok(srv.seen.every((s) => s.method === 'GET' && s.url === '/api/resource' && s.authorization === 'Bearer abc.def.ghi'))
+})
+
+test('runWrk: pipelined, each connection writes its batch at once and every answer is counted', withWrk, async (t) => {
+  // a raw server, to see how requests arrive: answers each request as soon as it has been read
+  const reply = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}'
+  let answered = 0
+  let mostInOneRead = 0
+  const sockets = new Set<import('node:net').Socket>()
+  const server = createNetServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {}) // wrk resets its connections when it stops
+    let pending = ''
+    socket.setEncoding('latin1').on('data', (chunk: string) => {
+      pending += chunk
+      let n = 0
+      let end: number
+      while ((end = pending.indexOf('\r\n\r\n')) >= 0) {
+        pending = pending.slice(end + 4)
+        n++
+      }
+      mostInOneRead = Math.max(mostInOneRead, n)
+      answered += n
+      socket.write(reply.repeat(n))
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  const { port } = server.address() as AddressInfo
+  const f = await runWrk({ origin: `http://127.0.0.1:${port}`, method: 'GET', path: '/', connections: 2, durationS: 1, pipeline: 8 }).result
+  assert.ok(f.requests > 100, `wrk counted ${f.requests} answers`)
+  assert.equal(f.statusCodes[PIPELINED_STATUSES.below400], f.requests)
+  assert.ok(answered >= f.requests)
+  assert.equal(mostInOneRead, 8, 'eight requests arrive in one read (a batch), never more')
 })
 
 test('runWrk: register sends a new username per request as JSON, unique across runs', withWrk, async (t) => {
