@@ -90,6 +90,13 @@ export class Authenticator {
    * without the key (test/auth/memory-path.test.ts searches the heap for both).
    */
   readonly #credentialsByHeader: BoundedMap<string, CachedCredential> | undefined
+  /**
+   * Password checks in flight, by the #credentials id of what they check: a burst of requests with the
+   * same credentials (every connection of a client when its entry expires) waits for the first check
+   * instead of each verifying the same argon2 hash. At most one entry per check the hashing queue
+   * admitted; each leaves when its check settles.
+   */
+  readonly #checking = new Map<string, Promise<unknown>>()
   readonly #headerKey = randomBytes(32).toString('base64url')
   /** Basic username:password may be told from memory: the credential cache is on and no login throttle is asked. */
   readonly #passwordsFromMemory: boolean
@@ -311,20 +318,42 @@ export class Authenticator {
    * unknown users) and throw the same error with the same text (house style convention 14).
    */
   async #byPassword(username: string, password: string, ip: string): Promise<UserPrincipal & { method: 'password' }> {
-    const { store, hasher, clock } = this.#deps
+    const { clock } = this.#deps
     const limiter = this.#deps.rateLimiter ?? NO_RATE_LIMITS
     const canonical = canonicalizeUsername(username)
     // Throttled attempts are refused before any lookup or hashing, and are not counted.
     await limiter.checkLogin(canonical, ip)
     const cacheId = this.#credentials === undefined ? undefined : this.#credentialId(canonical, password)
-    if (cacheId !== undefined) {
-      // after the throttle: a cache hit must not become a free oracle for a throttled guesser
-      const cached = await this.#cachedLogin(cacheId)
-      if (cached !== undefined) {
-        await limiter.loginSucceeded(canonical, ip)
-        return { method: 'password', user: cached, authTime: Math.floor(clock.now() / 1000) }
-      }
+    if (cacheId === undefined) return this.#checkPassword(username, canonical, password, ip, undefined)
+    // after the throttle: a cache hit must not become a free oracle for a throttled guesser
+    let cached = await this.#cachedLogin(cacheId)
+    const inFlight = cached === undefined ? this.#checking.get(cacheId) : undefined
+    if (inFlight !== undefined) {
+      // The same credentials are being checked already (a client's burst when its entry expired): wait
+      // for that check and look again, so one argon2 verification serves them all. Only a success is
+      // shared, through the cache; after a failure each request checks and counts for itself.
+      await inFlight.catch(() => {})
+      cached = await this.#cachedLogin(cacheId)
     }
+    if (cached !== undefined) {
+      await limiter.loginSucceeded(canonical, ip)
+      return { method: 'password', user: cached, authTime: Math.floor(clock.now() / 1000) }
+    }
+    const check = this.#checkPassword(username, canonical, password, ip, cacheId)
+    if (!this.#checking.has(cacheId)) {
+      this.#checking.set(cacheId, check)
+      const done = () => {
+        if (this.#checking.get(cacheId) === check) this.#checking.delete(cacheId)
+      }
+      check.then(done, done)
+    }
+    return check
+  }
+
+  /** The full check: the user's hash (a dummy for unknown users) verified, the outcome counted and remembered. */
+  async #checkPassword(username: string, canonical: string, password: string, ip: string, cacheId: string | undefined): Promise<UserPrincipal & { method: 'password' }> {
+    const { store, hasher, clock } = this.#deps
+    const limiter = this.#deps.rateLimiter ?? NO_RATE_LIMITS
     const plausible = username !== '' && password !== '' && [...canonical].length <= USERNAME_MAX_CODE_POINTS
     const user = plausible ? await store.findUserByCanonicalName(canonical) : undefined
     const ok = user === undefined ? await hasher.verifyDummy(password) : await hasher.verify(user.passwordHash, password)

@@ -538,6 +538,40 @@ test('fromMemory: a remembered password lasts AUTH_CREDENTIAL_CACHE_TTL seconds,
   assertUserToken(off.runtime.authenticator.fromMemory(bearer(off.token)), off.user)
 })
 
+/** Counts the argon2 verifications of the runtime's own hasher (the real one, wrapped). */
+function countVerifications(f: Fixture): { readonly count: () => number } {
+  const hasher = f.runtime.hasher
+  const real = hasher.verify.bind(hasher)
+  let n = 0
+  hasher.verify = async (phc: string, password: string) => {
+    n++
+    return real(phc, password)
+  }
+  return { count: () => n }
+}
+
+test('authenticate: a burst with the same password (cold, or when its entry expired) verifies the hash once, and every request passes', async (t) => {
+  const f = await fixture(t)
+  const verifications = countVerifications(f)
+  const burst = () => Promise.all(Array.from({ length: 20 }, () => f.runtime.authenticator.authenticate(basicHeader('ada', PASSWORD))))
+  for (const principal of await burst()) assert.equal(principal.method, 'password')
+  assert.equal(verifications.count(), 1, 'one argon2 verification for twenty requests')
+  f.clock.advance(60) // past AUTH_CREDENTIAL_CACHE_TTL: every connection of the client misses at once
+  for (const principal of await burst()) assert.equal(principal.method, 'password')
+  assert.equal(verifications.count(), 2)
+})
+
+test('authenticate: a burst with the same wrong password is not answered from the first check: each request verifies and fails for itself', async (t) => {
+  const f = await fixture(t)
+  const verifications = countVerifications(f)
+  const attempts = Array.from({ length: 5 }, () => f.runtime.authenticator.authenticate(basicHeader('ada', 'not the password at all')))
+  // the right password at the same time is checked on its own, and passes
+  const right = f.runtime.authenticator.authenticate(basicHeader('ada', PASSWORD))
+  for (const attempt of attempts) await assertRefused(attempt, 'invalid_credentials')
+  assert.equal((await right).method, 'password')
+  assert.equal(verifications.count(), 6)
+})
+
 /** A password change through the caching store after the password was served from memory. */
 const PASSWORD_CHANGES: ReadonlyArray<readonly [string, (f: Fixture, next: string) => Promise<unknown>]> = [
   ['replacePasswordHash', (f, next) => f.cache.replacePasswordHash(f.user.id, f.user.passwordHash, next, f.clock.now())],
