@@ -765,8 +765,9 @@ async function main(): Promise<number> {
       const many = Math.max(2, availableParallelism())
       log(`scaling: Bearer on one process against ${many} workers in alternating slices, one request at a time per connection, then ${o.pipeline} pipelined`)
       const started: Child[] = []
+      type Target = { readonly origin: string; readonly pid: number }
       /** The server already running if it runs `workers`, else another on the same database and PUBLIC_URL. */
-      const serverWith = async (workers: number): Promise<{ readonly origin: string; readonly pid: number }> => {
+      const serverWith = async (workers: number): Promise<Target> => {
         if (workers === serverWorkers) return { origin: base, pid: srv.pid }
         const port = await freePort()
         const child = spawnChild(`server --workers ${workers}`, serveArgs(workers), { ...serverEnv, PORT: String(port) }, root, join(tmp, `server-${workers}.log`))
@@ -780,7 +781,6 @@ async function main(): Promise<number> {
         const headers = { authorization: `Bearer ${await newToken()}` }
         for (const target of [one, more]) expectStatus(`GET ${target.origin}/api/resource (Bearer)`, await request(`${target.origin}/api/resource`, { headers }), 200)
         const sliceS = Math.max(1, Math.round(o.durationS / o.rounds))
-        type Target = { readonly origin: string; readonly pid: number }
         const specOf = (target: Target, pipeline: number): Omit<LoadSpec, 'durationS'> => ({ ...common, origin: target.origin, method: 'GET', path: '/api/resource', headers, pipeline })
         const run = async (target: Target, pipeline: number) => {
           const m = await warmAndMeasure(client, specOf(target, pipeline), 0, sliceS, target.pid, rssIntervalMs)
