@@ -29,6 +29,8 @@ export interface Config {
   readonly argon2Parallelism: number
   /** 0: auto (see hashConcurrencyFor). */
   readonly hashConcurrency: number
+  /** Nice value of libuv's pool threads on Linux (cli/pool-priority.ts); 0 leaves them alone. */
+  readonly hashNice: number
   readonly hashQueue: number
   readonly production: boolean
   readonly allowLegacyInProduction: boolean
@@ -438,6 +440,13 @@ export const SETTINGS: readonly Setting[] = [
     defaultDoc: '`auto`',
     doc: 'Password hashes computed at once per process. `auto`: the cores left after one per worker\'s event loop, divided among the workers (at least 1, at most 3), so a flood of password checks never takes the cores the token path runs on, and a libuv pool thread stays free of argon2 (one process on 2 cores: 1; on 4 cores: 3). A number overrides it; keep it below libuv\'s 4 pool threads (`UV_THREADPOOL_SIZE`).',
     parse: (raw, key) => (raw.trim().toLowerCase() === 'auto' ? 0 : intIn(1, 64)(raw, key)),
+  },
+  {
+    key: 'hashNice',
+    env: 'AUTH_HASH_NICE',
+    default: '10',
+    doc: 'Linux: the nice value of libuv\'s pool threads, where argon2 runs (0 to 19; 0 leaves them alone). When password checks and requests with tokens want more CPU than there is, the kernel runs the event loop first and the hashes get what is left; with cores to spare it changes nothing. Other pool work (async file and DNS calls) runs at the same priority.',
+    parse: intIn(0, 19),
   },
   {
     key: 'hashQueue',

@@ -130,6 +130,7 @@ const INVALID: Readonly<Record<string, readonly string[]>> = {
   AUTH_ARGON2_PARALLELISM: ['abc', '0', '17'],
   AUTH_HASH_CONCURRENCY: ['abc', '0', '65', 'autox'],
   AUTH_HASH_QUEUE: ['abc', '-1', '100001'],
+  AUTH_HASH_NICE: ['abc', '-1', '20', '5.5'],
   AUTH_ALLOW_LEGACY_PASSWORDS: ['maybe'],
 }
 

@@ -9,6 +9,7 @@ import { buildApp, createLogger } from '../../http/app.ts'
 import { createStore } from '../../store/kysely-store.ts'
 import { hashConcurrencyFor } from '../../passwords/limiter.ts'
 import { applyHeapGrowing } from '../node-flags.ts'
+import { lowerPoolPriority } from '../pool-priority.ts'
 
 /** How long in-flight requests get after SIGTERM before the process gives up on them. */
 const SHUTDOWN_GRACE_MS = 25_000
@@ -49,6 +50,11 @@ export async function serveCommand(overrides: Record<string, string>): Promise<v
     ...(tls === undefined ? {} : { tls }),
     ...(worker ? workerSharing(config) : {}),
   })
+
+  // password hashing below the event loop, before the first request (pool-priority.ts)
+  const pool = await lowerPoolPriority(config.hashNice)
+  if (pool.applied) logger.debug({ nice: pool.nice, threads: pool.threads.length }, 'libuv pool threads (argon2) reniced')
+  else if (config.hashNice !== 0 && process.platform === 'linux') logger.warn({ reason: pool.reason }, 'AUTH_HASH_NICE not applied')
 
   let closing = false
   const shutdown = (signal: string) => {
